@@ -1,0 +1,134 @@
+"""Typed access to the catalog's data files, checked once when first loaded."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from components.spec.models import ModelArchitecture, ModelSpec
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+class CatalogError(Exception):
+    """A catalog data file is wrong: a bug in the project, not in the user's stack."""
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
+
+
+class Gpu(_Row):
+    name: str = ""
+    memory_gib: float = Field(gt=0, alias="memoryGiB")
+    memory_bandwidth_gbps: float = Field(gt=0, alias="memoryBandwidthGBps")
+    bf16_dense_tflops: float = Field(gt=0)
+    fp8_dense_tflops: float | None = Field(default=None, gt=0)
+    source: str = Field(min_length=1)
+
+
+class InstanceType(_Row):
+    name: str = ""
+    gpu: str | None
+    gpu_count: int = Field(ge=0)
+    vcpu: int = Field(gt=0)
+    memory_gib: float = Field(gt=0, alias="memoryGiB")
+    efa_gbps: float = Field(ge=0)
+    gpu_interconnect: Literal["nvlink", "pcie", "none"]
+    local_nvme_gb: float = Field(ge=0, alias="localNvmeGB")
+    on_demand_usd_per_hour: float = Field(gt=0)
+    spot_discount: float = Field(ge=0, lt=1)
+    source: str = Field(min_length=1)
+    price_source: str = Field(min_length=1)
+
+    def usd_per_hour(self, capacity_type: str) -> float:
+        discount = self.spot_discount if capacity_type == "spot" else 0.0
+        return self.on_demand_usd_per_hour * (1 - discount)
+
+
+class CatalogModel(ModelArchitecture):
+    """A known model: its architecture plus the Hugging Face ids that name it."""
+
+    id: str = ""
+    names: list[str] = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
+class _Price(_Row):
+    value: float = Field(gt=0)
+    source: str = Field(min_length=1)
+
+
+class AwsPrices(_Row):
+    ebs_gp3_usd_per_gb_month: _Price
+    eks_cluster_usd_per_hour: _Price
+    nat_gateway_usd_per_hour: _Price
+    hours_per_month: _Price
+
+
+class Catalog:
+    def __init__(
+        self,
+        gpus: dict[str, Gpu],
+        instance_types: dict[str, InstanceType],
+        models: dict[str, CatalogModel],
+        prices: AwsPrices,
+    ):
+        self.gpus = gpus
+        self.instance_types = instance_types
+        self.models = models
+        self.prices = prices
+        self._model_by_name = {name.lower(): model for model in models.values() for name in model.names}
+
+    def gpu_of(self, instance: InstanceType) -> Gpu:
+        if instance.gpu is None:
+            raise KeyError(f"{instance.name} has no GPU")
+        return self.gpus[instance.gpu]
+
+    def model_named(self, name: str) -> CatalogModel | None:
+        return self._model_by_name.get(name.lower())
+
+    def architecture_for(self, model: ModelSpec) -> ModelArchitecture | None:
+        """The spec's inline architecture, the catalog id it names, or the catalog entry for its name."""
+        if isinstance(model.architecture, ModelArchitecture):
+            return model.architecture
+        if isinstance(model.architecture, str):
+            return self.models.get(model.architecture)
+        return self.model_named(model.name)
+
+
+def _load_rows(file: str, key: str, row_type: type[BaseModel], id_field: str | None = None) -> dict:
+    """Rows keyed by name; the key is copied into `id_field` so a row knows its own name."""
+    path = DATA_DIR / file
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    rows = {}
+    for name, fields in (raw.get(key) or {}).items():
+        values = {**fields, id_field: name} if id_field else fields
+        try:
+            rows[name] = row_type.model_validate(values)
+        except ValidationError as error:
+            raise CatalogError(f"{path}: {key}.{name}: {error}") from None
+    return rows
+
+
+@functools.cache
+def load_catalog() -> Catalog:
+    gpus = _load_rows("gpus.yaml", "gpus", Gpu, id_field="name")
+    instance_types = _load_rows("instances.yaml", "instanceTypes", InstanceType, id_field="name")
+    models = _load_rows("models.yaml", "models", CatalogModel, id_field="id")
+    for instance in instance_types.values():
+        if instance.gpu is not None and instance.gpu not in gpus:
+            raise CatalogError(f"instances.yaml: {instance.name}: unknown gpu {instance.gpu!r}")
+        if (instance.gpu is None) != (instance.gpu_count == 0):
+            raise CatalogError(f"instances.yaml: {instance.name}: gpu and gpuCount disagree")
+    prices_path = DATA_DIR / "aws_prices.yaml"
+    try:
+        prices = AwsPrices.model_validate(yaml.safe_load(prices_path.read_text(encoding="utf-8")))
+    except ValidationError as error:
+        raise CatalogError(f"{prices_path}: {error}") from None
+    return Catalog(gpus, instance_types, models, prices)

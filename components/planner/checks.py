@@ -1,0 +1,126 @@
+"""Rules that need the catalog's facts: instance types, model architectures and whether a model fits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from components.catalog import Catalog
+from components.planner import constants as c
+from components.planner.memory import kv_bytes_per_token, kv_cache_bytes_per_gpu
+from components.planner.parallelism import ServiceOnPool, candidates, choose_replica, tensor_parallel_options
+from components.spec.models import ModelArchitecture, ModelSpec, StackSpec
+from components.spec.problems import Problem
+
+
+def check_catalog_facts(spec: StackSpec, catalog: Catalog) -> list[Problem]:
+    problems = list(_instance_types_known(spec, catalog))
+    problems += list(_models_known(spec, catalog))
+    if problems:
+        return problems
+    for s, service in enumerate(spec.services):
+        architecture = catalog.architecture_for(service.model)
+        assert architecture is not None
+        problems += list(_service_fits(spec, s, architecture, catalog))
+    return problems
+
+
+def _instance_types_known(spec: StackSpec, catalog: Catalog) -> Iterator[Problem]:
+    for i, name in enumerate(spec.cluster.system_pool.instance_types):
+        if name not in catalog.instance_types:
+            yield Problem(("cluster", "systemPool", "instanceTypes", i), _unknown_instance(name, catalog))
+    for p, pool in enumerate(spec.gpu_pools):
+        gpu_counts = set()
+        for i, name in enumerate(pool.instance_types):
+            path = ("gpuPools", p, "instanceTypes", i)
+            instance = catalog.instance_types.get(name)
+            if instance is None:
+                yield Problem(path, _unknown_instance(name, catalog))
+            elif instance.gpu_count == 0:
+                yield Problem(path, f"{name} has no GPU")
+            elif gpu_counts and instance.gpu_count not in gpu_counts:
+                yield Problem(
+                    path,
+                    f"{name} has {instance.gpu_count} GPUs but {pool.instance_types[0]} has {min(gpu_counts)}: "
+                    "every type of a pool must have the same GPU count (one node template for the autoscaler)",
+                )
+            else:
+                gpu_counts.add(instance.gpu_count)
+
+
+def _unknown_instance(name: str, catalog: Catalog) -> str:
+    family = name.split(".")[0]
+    known = sorted(n for n in catalog.instance_types if n.startswith(family + "."))
+    hint = f"; known {family} sizes: {', '.join(known)}" if known else ""
+    return f"unknown instance type {name!r}{hint}"
+
+
+def _models_known(spec: StackSpec, catalog: Catalog) -> Iterator[Problem]:
+    for s, service in enumerate(spec.services):
+        model: ModelSpec = service.model
+        if isinstance(model.architecture, str) and model.architecture not in catalog.models:
+            yield Problem(
+                ("services", s, "model", "architecture"),
+                f"unknown catalog model {model.architecture!r}; known: {', '.join(sorted(catalog.models))}",
+            )
+        elif catalog.architecture_for(model) is None:
+            yield Problem(
+                ("services", s, "model", "name"),
+                f"{model.name!r} is not in the catalog; give model.architecture (a catalog id or the architecture inline)",
+            )
+
+
+def _service_fits(spec: StackSpec, s: int, architecture: ModelArchitecture, catalog: Catalog) -> Iterator[Problem]:
+    service = spec.services[s]
+    context = architecture.context_length
+    if service.max_model_len is not None and service.max_model_len > context:
+        yield Problem(("services", s, "maxModelLen"), f"{service.max_model_len} exceeds the model's context length {context}")
+        return
+    pools = {pool.name: pool for pool in spec.gpu_pools}
+    for p, pool_name in enumerate(service.pools):
+        pool = pools[pool_name]
+        for instance_name in pool.instance_types:
+            instance = catalog.instance_types[instance_name]
+            target = ServiceOnPool(service, architecture, instance, pool.max_size)
+            shape_problem = _shape_problem(target)
+            if shape_problem:
+                field = "tensorParallelSize" if "tensor" in shape_problem else "pipelineParallelSize"
+                yield Problem(("services", s, field), f"on pool {pool_name} ({instance_name}): {shape_problem}")
+                return
+            if choose_replica(target, catalog) is None:
+                yield Problem(("services", s, "pools", p), _does_not_fit(target, catalog))
+                break
+
+
+def _shape_problem(target: ServiceOnPool) -> str | None:
+    service = target.service
+    gpus = target.instance.gpu_count
+    tp, pp = service.tensor_parallel_size, service.pipeline_parallel_size
+    if isinstance(tp, int):
+        allowed = tensor_parallel_options(target.architecture, gpus)
+        if tp not in allowed:
+            return (
+                f"tensor parallel {tp} must divide the node's {gpus} GPUs and the model's "
+                f"{target.architecture.attention_heads} attention heads; allowed: {allowed}"
+            )
+    if isinstance(pp, int):
+        if pp > target.max_nodes:
+            return f"pipeline parallel {pp} needs {pp} nodes but the pool's maxSize is {target.max_nodes}"
+        if pp > 1 and isinstance(tp, int) and tp != gpus:
+            return f"pipeline parallel across nodes needs tensor parallel = the node's {gpus} GPUs, not {tp}"
+    return None
+
+
+def _does_not_fit(target: ServiceOnPool, catalog: Catalog) -> str:
+    largest = candidates(target, catalog)[-1]
+    weights_gib = largest.weight_bytes / c.GIB
+    kv_gib = kv_bytes_per_token(target.architecture, largest.kv_bytes_per_element) * target.max_model_len / c.GIB
+    short_gib = -kv_cache_bytes_per_gpu(largest) * largest.gpus / c.GIB
+    usable = largest.gpu.memory_gib * largest.gpus * largest.engine.gpu_memory_utilization
+    what = "the weights" if short_gib > 0 else f"one {target.max_model_len}-token sequence of KV cache"
+    return (
+        f"{target.service.model.name} does not fit on {target.instance.name}: {weights_gib:.1f} GiB of "
+        f"{target.service.model.dtype} weights + {kv_gib:.1f} GiB KV cache for one {target.max_model_len}-token "
+        f"sequence, but TP={largest.tensor_parallel} x PP={largest.pipeline_parallel} gives {usable:.1f} GiB at "
+        f"gpu-memory-utilization {largest.engine.gpu_memory_utilization} (not enough room for {what}); "
+        "lower maxModelLen, quantize, or use larger GPUs"
+    )

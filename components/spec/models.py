@@ -1,0 +1,243 @@
+"""The typed stack spec: one file per environment, camelCase keys, nothing unknown accepted.
+
+Field names here are a contract with checks outside the project (policy pack, CI); rename
+nothing without an alias. Every default is documented in the field's description, so the
+JSON Schema that editors load says what an omitted key means.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+)
+from pydantic.alias_generators import to_camel
+
+DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+"""Names become Kubernetes objects and AWS resource names: a short DNS-1035 label."""
+
+WeightDtype = Literal["bfloat16", "float16", "fp8", "int8", "int4"]
+KvCacheDtype = Literal["auto", "fp8"]
+Engine = Literal["vllm", "ray-serve", "triton"]
+
+
+class SpecModel(BaseModel):
+    """Base of every spec object: camelCase keys, unknown keys rejected, immutable once loaded."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=False,
+        frozen=True,
+        strict=False,
+    )
+
+
+def _parallelism(value: Any) -> Any:
+    """Accept a positive integer or the word `auto`, with one error message for both forms."""
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("must be a positive integer or 'auto'")
+    return value
+
+
+Parallelism = Annotated[Union[int, Literal["auto"]], BeforeValidator(_parallelism)]
+
+
+class AwsSpec(SpecModel):
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region, e.g. us-east-1.")
+    availability_zones: list[str] = Field(
+        min_length=2,
+        description="AZs the VPC and node groups span; EKS needs subnets in at least two.",
+    )
+
+
+class NetworkSpec(SpecModel):
+    vpc_cidr: str = Field(
+        default="10.0.0.0/16",
+        description="IPv4 CIDR of the VPC (AWS allows /16 to /28). Default 10.0.0.0/16.",
+    )
+    nat_gateways: Literal["single", "perAz"] = Field(
+        default="perAz",
+        description="One NAT gateway for the VPC (cheaper, for dev) or one per AZ (default, survives an AZ outage).",
+    )
+
+
+class SystemPoolSpec(SpecModel):
+    instance_types: list[str] = Field(
+        default_factory=lambda: ["m7i.xlarge"],
+        min_length=1,
+        description="Instance types of the managed node group for add-ons. Default [m7i.xlarge].",
+    )
+    min_size: int = Field(default=2, ge=0, description="Default 2, so add-ons survive a node loss.")
+    max_size: int = Field(default=4, ge=1, description="Default 4.")
+    disk_size_gib: int = Field(default=50, ge=20, alias="diskSizeGiB", description="Root volume GiB. Default 50.")
+
+
+class ClusterSpec(SpecModel):
+    kubernetes_version: str = Field(
+        pattern=r"^1\.\d{2}$", description="EKS Kubernetes version, pinned per stack, e.g. '1.34'."
+    )
+    endpoint_access: Literal["public", "private", "publicAndPrivate"] = Field(
+        default="private",
+        description="EKS API endpoint exposure. Default private (reachable from the VPC only).",
+    )
+    public_access_cidrs: list[str] = Field(
+        default_factory=list,
+        description="CIDRs allowed to reach a public endpoint. Default [] (AWS then allows 0.0.0.0/0).",
+    )
+    system_pool: SystemPoolSpec = Field(
+        default_factory=SystemPoolSpec, description="Node group for add-ons. Defaults: see SystemPoolSpec."
+    )
+
+
+class WarmPoolSpec(SpecModel):
+    size: int = Field(ge=1, description="Pre-initialised instances kept ready outside the group's desired capacity.")
+    state: Literal["Stopped", "Running", "Hibernated"] = Field(
+        default="Stopped",
+        description="State of warm instances. Default Stopped: only their EBS volumes are billed.",
+    )
+    reuse_on_scale_in: bool = Field(
+        default=True, description="Return instances to the warm pool on scale-in. Default true."
+    )
+
+
+class GpuPoolSpec(SpecModel):
+    name: str = Field(pattern=DNS_LABEL, description="Pool name; services refer to it.")
+    instance_types: list[str] = Field(min_length=1, description="EC2 GPU instance types, in the catalog.")
+    capacity_type: Literal["onDemand", "spot"] = Field(description="Purchase option of the pool's instances.")
+    min_size: int = Field(default=0, ge=0, description="Minimum instances. Default 0 (scale from zero).")
+    max_size: int = Field(ge=1, description="Maximum instances.")
+    warm_pool: WarmPoolSpec | None = Field(
+        default=None, description="EC2 Auto Scaling warm pool; onDemand pools with one instance type only."
+    )
+    root_volume_gib: int = Field(
+        default=200,
+        ge=50,
+        alias="rootVolumeGiB",
+        description="gp3 root volume GiB per node (images and weight cache overflow). Default 200.",
+    )
+
+
+class ObservabilitySpec(SpecModel):
+    enabled: bool = Field(default=True, description="Deploy the metrics stack. Default true.")
+    retention_days: int = Field(default=15, ge=1, description="Prometheus retention in days. Default 15.")
+    storage_gib: int = Field(default=100, ge=10, alias="storageGiB", description="Prometheus volume GiB. Default 100.")
+    tracing: bool = Field(default=False, description="Deploy an OpenTelemetry collector. Default false.")
+
+
+class ModelArchitecture(SpecModel):
+    """What the planner needs to know of a model; the catalog holds these for known models."""
+
+    kind: Literal["decoder", "encoder"] = Field(default="decoder", description="Default decoder (generative LLM).")
+    parameters: int = Field(gt=0, description="Total parameter count.")
+    active_parameters: int | None = Field(
+        default=None, gt=0, description="Parameters used per token (MoE). Default: all parameters."
+    )
+    layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    intermediate_size: int | None = Field(default=None, gt=0)
+    attention_heads: int = Field(gt=0)
+    kv_heads: int = Field(gt=0)
+    head_dim: int | None = Field(default=None, gt=0, description="Default hiddenSize / attentionHeads.")
+    vocab_size: int = Field(gt=0)
+    context_length: int = Field(gt=0, description="Longest sequence the model supports (max_position_embeddings).")
+    experts: int = Field(default=0, ge=0, description="MoE experts per layer. Default 0 (dense).")
+    active_experts: int = Field(default=0, ge=0, description="Experts routed per token. Default 0 (dense).")
+
+    @property
+    def head_dimension(self) -> int:
+        return self.head_dim or self.hidden_size // self.attention_heads
+
+    @property
+    def parameters_per_token(self) -> int:
+        return self.active_parameters or self.parameters
+
+
+def _architecture_form(value: Any) -> str:
+    return "catalog" if isinstance(value, str) else "inline"
+
+
+class ModelSpec(SpecModel):
+    name: str = Field(min_length=1, description="Model id as served (Hugging Face id for known models).")
+    uri: str = Field(
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|hf://[\w.-]+/[\w.-]+)$",
+        description="Where the weights come from: s3://bucket/prefix (production) or hf://org/name.",
+    )
+    dtype: WeightDtype = Field(default="bfloat16", description="Weight dtype. Default bfloat16.")
+    kv_cache_dtype: KvCacheDtype = Field(
+        default="auto", description="KV cache dtype; auto keeps 16-bit activations' dtype. Default auto."
+    )
+    revision: str | None = Field(default=None, description="Model revision (commit) to pin. Default: none.")
+    architecture: (
+        Annotated[
+            Union[Annotated[str, Tag("catalog")], Annotated[ModelArchitecture, Tag("inline")]],
+            Discriminator(_architecture_form),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="A catalog model id, or the architecture inline for custom models. Default: looked up by name.",
+    )
+
+
+class ReplicasSpec(SpecModel):
+    min: int = Field(default=1, ge=0, description="Default 1. 0 allows scale to zero (no availability SLO).")
+    max: int = Field(ge=1)
+
+
+class WorkloadSpec(SpecModel):
+    input_tokens: int = Field(gt=0, description="Mean prompt length in tokens.")
+    output_tokens: int = Field(ge=0, description="Mean generated length in tokens; 0 for embedding/rerank.")
+    peak_requests_per_second: float = Field(gt=0, description="Peak request rate the service must absorb.")
+
+
+class SloSpec(SpecModel):
+    ttft_p99_ms: float = Field(gt=0, description="99th-percentile time to first token, ms.")
+    itl_p99_ms: float | None = Field(
+        default=None, gt=0, description="99th-percentile inter-token latency, ms. Default: none (encoders)."
+    )
+    availability: float | None = Field(
+        default=None, gt=0.5, lt=1, description="Target success ratio, e.g. 0.999. Default: none."
+    )
+
+
+EngineArgValue = Union[bool, int, float, str]
+
+
+class ServiceSpec(SpecModel):
+    name: str = Field(pattern=DNS_LABEL, description="Service name; becomes the Kubernetes Service.")
+    engine: Engine
+    model: ModelSpec
+    pools: list[str] = Field(min_length=1, description="GPU pool names in preference order (first preferred).")
+    replicas: ReplicasSpec
+    tensor_parallel_size: Parallelism = Field(default="auto", description="Default auto: smallest that fits.")
+    pipeline_parallel_size: Parallelism = Field(default="auto", description="Default auto: 1 unless a node is too small.")
+    max_model_len: int | None = Field(
+        default=None, gt=0, description="Longest sequence served. Default: the model's context length."
+    )
+    workload: WorkloadSpec
+    slo: SloSpec | None = Field(default=None, description="Latency and availability targets. Default: none.")
+    engine_args: dict[str, EngineArgValue] = Field(
+        default_factory=dict, description="Extra engine arguments: vLLM flag names without the leading dashes (enable-prefix-caching: true). User values win over planned ones. Default {}."
+    )
+
+
+class StackSpec(SpecModel):
+    """One environment: its AWS network and cluster, GPU pools and the models served on them."""
+
+    environment: str = Field(pattern=DNS_LABEL, description="Environment name; equals the file's stem.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags on every taggable AWS resource.")
+    aws: AwsSpec
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    cluster: ClusterSpec
+    gpu_pools: list[GpuPoolSpec] = Field(min_length=1)
+    observability: ObservabilitySpec = Field(default_factory=ObservabilitySpec)
+    services: list[ServiceSpec] = Field(default_factory=list)

@@ -1,0 +1,39 @@
+"""Problems found in a stack file, reported the way compilers do: `FILE:LINE: dotted.path: message`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a stack, located by its path in the document (not yet by line)."""
+
+    path: Path
+    message: str
+
+
+@dataclass(frozen=True)
+class LocatedProblem:
+    file: str
+    line: int
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {dotted(self.path)}: {self.message}"
+
+
+class StackError(Exception):
+    """Raised with every problem of a stack file at once, so users fix them in one pass."""
+
+    def __init__(self, problems: list[LocatedProblem]):
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def dotted(path: Path) -> str:
+    """`('services', 0, 'maxModelLen')` -> `services.0.maxModelLen`; the document itself is `<root>`."""
+    return ".".join(str(part) for part in path) if path else "<root>"

@@ -1,0 +1,144 @@
+"""Cross-field rules that need only the spec itself (the catalog-aware ones live in the planner).
+
+Each rule yields every problem it finds, so a user sees all of them in one run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from components.spec.models import StackSpec
+from components.spec.network import SubnetPlanError, plan_subnets
+from components.spec.problems import Problem
+
+Rule = Callable[[StackSpec], Iterator[Problem]]
+
+
+def unique_names(spec: StackSpec) -> Iterator[Problem]:
+    for collection, items in (
+        ("gpuPools", [pool.name for pool in spec.gpu_pools]),
+        ("services", [service.name for service in spec.services]),
+    ):
+        yield from _duplicates(items, lambda index: (collection, index, "name"), f"{collection[:-1]} name")
+    yield from _duplicates(spec.aws.availability_zones, lambda index: ("aws", "availabilityZones", index), "AZ")
+    for s, service in enumerate(spec.services):
+        yield from _duplicates(service.pools, lambda index, s=s: ("services", s, "pools", index), "pool")
+
+
+def _duplicates(items: list[str], path_of: Callable[[int], tuple], what: str) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if item in seen:
+            yield Problem(path_of(index), f"duplicate {what} {item!r}")
+        seen.add(item)
+
+
+def pools_exist(spec: StackSpec) -> Iterator[Problem]:
+    known = list(dict.fromkeys(pool.name for pool in spec.gpu_pools))
+    for s, service in enumerate(spec.services):
+        for p, name in enumerate(service.pools):
+            if name not in known:
+                yield Problem(("services", s, "pools", p), f"no GPU pool named {name!r}; pools: {', '.join(known)}")
+
+
+def min_not_above_max(spec: StackSpec) -> Iterator[Problem]:
+    system = spec.cluster.system_pool
+    bounds = [(("cluster", "systemPool", "minSize"), system.min_size, system.max_size, "maxSize")]
+    bounds += [(("gpuPools", i, "minSize"), pool.min_size, pool.max_size, "maxSize") for i, pool in enumerate(spec.gpu_pools)]
+    bounds += [(("services", i, "replicas", "min"), svc.replicas.min, svc.replicas.max, "max") for i, svc in enumerate(spec.services)]
+    for path, low, high, high_name in bounds:
+        if low > high:
+            yield Problem(path, f"{low} is above {high_name} {high}")
+
+
+def warm_pools_on_single_type_on_demand(spec: StackSpec) -> Iterator[Problem]:
+    """AWS refuses a warm pool on a group with spot instances or a mixed instances policy."""
+    for i, pool in enumerate(spec.gpu_pools):
+        if pool.warm_pool is None:
+            continue
+        path = ("gpuPools", i, "warmPool")
+        if pool.capacity_type != "onDemand":
+            yield Problem(path, "a warm pool needs capacityType onDemand: AWS refuses warm pools on groups with spot instances")
+        elif len(pool.instance_types) != 1:
+            yield Problem(path, "a warm pool needs exactly one instance type: AWS refuses warm pools with a mixed instances policy")
+        headroom = pool.max_size - pool.min_size
+        if 0 <= headroom < pool.warm_pool.size:
+            yield Problem(
+                (*path, "size"),
+                f"{pool.warm_pool.size} warm instances but the pool can only grow by {headroom} "
+                f"(maxSize {pool.max_size} - minSize {pool.min_size}); the extra ones would never serve",
+            )
+
+
+def vpc_cidr_fits_subnets(spec: StackSpec) -> Iterator[Problem]:
+    try:
+        plan_subnets(spec.network.vpc_cidr, len(spec.aws.availability_zones))
+    except SubnetPlanError as error:
+        yield Problem(("network", "vpcCidr"), str(error))
+
+
+def zones_in_region(spec: StackSpec) -> Iterator[Problem]:
+    for i, zone in enumerate(spec.aws.availability_zones):
+        suffix = zone.removeprefix(spec.aws.region)
+        if suffix == zone or len(suffix) != 1 or not suffix.isalpha():
+            yield Problem(("aws", "availabilityZones", i), f"{zone!r} is not an AZ of region {spec.aws.region} (e.g. {spec.aws.region}a)")
+
+
+def public_access_cidrs_valid(spec: StackSpec) -> Iterator[Problem]:
+    cluster = spec.cluster
+    for i, cidr in enumerate(cluster.public_access_cidrs):
+        try:
+            ipaddress.IPv4Network(cidr, strict=True)
+        except ValueError as error:
+            yield Problem(("cluster", "publicAccessCidrs", i), f"not a valid IPv4 CIDR: {error}")
+    if cluster.public_access_cidrs and cluster.endpoint_access == "private":
+        yield Problem(("cluster", "publicAccessCidrs"), "has no effect with endpointAccess private")
+
+
+def workload_fits_max_model_len(spec: StackSpec) -> Iterator[Problem]:
+    for i, service in enumerate(spec.services):
+        total = service.workload.input_tokens + service.workload.output_tokens
+        if service.max_model_len is not None and total > service.max_model_len:
+            yield Problem(
+                ("services", i, "workload"),
+                f"inputTokens + outputTokens = {total} exceeds maxModelLen {service.max_model_len}; such requests would be refused",
+            )
+
+
+def availability_needs_replicas(spec: StackSpec) -> Iterator[Problem]:
+    for i, service in enumerate(spec.services):
+        if service.slo and service.slo.availability and service.replicas.min < 1:
+            yield Problem(
+                ("services", i, "replicas", "min"),
+                "a service with an availability SLO cannot scale to zero; set min to 1 or more",
+            )
+
+
+def tag_keys_valid(spec: StackSpec) -> Iterator[Problem]:
+    """Tag keys that differ only in case collide in several AWS APIs (e.g. Auto Scaling tags)."""
+    counts = Counter(key.lower() for key in spec.tags)
+    for key in spec.tags:
+        if counts[key.lower()] > 1:
+            yield Problem(("tags", key), "tag keys must differ by more than letter case")
+        if key.lower().startswith("aws:"):
+            yield Problem(("tags", key), "the aws: prefix is reserved for AWS")
+
+
+SPEC_RULES: tuple[Rule, ...] = (
+    unique_names,
+    pools_exist,
+    min_not_above_max,
+    warm_pools_on_single_type_on_demand,
+    vpc_cidr_fits_subnets,
+    zones_in_region,
+    public_access_cidrs_valid,
+    workload_fits_max_model_len,
+    availability_needs_replicas,
+    tag_keys_valid,
+)
+
+
+def check_spec(spec: StackSpec) -> list[Problem]:
+    return [problem for rule in SPEC_RULES for problem in rule(spec)]
