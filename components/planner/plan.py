@@ -29,7 +29,18 @@ class _Out(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     def to_json(self) -> dict:
-        return self.model_dump(by_alias=True, mode="json")
+        """The plan with figures rounded for reading: 3 decimals, and whole numbers past 1,000."""
+        return _rounded(self.model_dump(by_alias=True, mode="json"))
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return round(value) if abs(value) >= 1000 else round(value, 3)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
 
 
 class ServicePoolPlan(_Out):
@@ -162,12 +173,12 @@ def plan_stack(spec: StackSpec, catalog: Catalog) -> StackPlan:
                     nodes_per_replica=nodes_per_replica,
                     tensor_parallel_size=replica.tensor_parallel,
                     pipeline_parallel_size=replica.pipeline_parallel,
-                    weights_gib=round(replica.weight_bytes / c.GIB, 2),
+                    weights_gib=replica.weight_bytes / c.GIB,
                     kv_cache_tokens_per_replica=size.kv_cache_tokens,
                     max_concurrent_sequences=size.max_concurrent_sequences,
                     planned_concurrency=size.planned_concurrency,
-                    max_output_tokens_per_second_per_replica=round(size.max_output_tokens_per_second, 1),
-                    requests_per_second_per_replica=round(size.requests_per_second, 3),
+                    max_output_tokens_per_second_per_replica=size.max_output_tokens_per_second,
+                    requests_per_second_per_replica=size.requests_per_second,
                     ttft_ms=_ms(size.ttft_s),
                     itl_ms=_ms(size.itl_s),
                     replicas_min=service.replicas.min if roles[name] in ("floor", "floorAndBurst") else 0,
@@ -192,7 +203,7 @@ def plan_stack(spec: StackSpec, catalog: Catalog) -> StackPlan:
 def _ms(seconds: float | None) -> float | None:
     if seconds is None or math.isinf(seconds):
         return None
-    return round(seconds * 1000, 1)
+    return seconds * 1000
 
 
 def _pool_plans(spec: StackSpec, catalog: Catalog, nodes_needed: dict[str, float]) -> list[PoolPlan]:
@@ -208,9 +219,9 @@ def _pool_plans(spec: StackSpec, catalog: Catalog, nodes_needed: dict[str, float
                 min_size=pool.min_size,
                 max_size=pool.max_size,
                 nodes_at_peak=at_peak,
-                hourly_usd_min=round(pool_usd_per_hour(catalog, pool, pool.min_size), 2),
-                hourly_usd_max=round(pool_usd_per_hour(catalog, pool, pool.max_size), 2),
-                hourly_usd_at_peak=round(pool_usd_per_hour(catalog, pool, min(at_peak, pool.max_size)), 2),
+                hourly_usd_min=pool_usd_per_hour(catalog, pool, pool.min_size),
+                hourly_usd_max=pool_usd_per_hour(catalog, pool, pool.max_size),
+                hourly_usd_at_peak=pool_usd_per_hour(catalog, pool, min(at_peak, pool.max_size)),
             )
         )
     system = spec.cluster.system_pool
@@ -223,9 +234,9 @@ def _pool_plans(spec: StackSpec, catalog: Catalog, nodes_needed: dict[str, float
             min_size=system.min_size,
             max_size=system.max_size,
             nodes_at_peak=system.min_size,
-            hourly_usd_min=round(system_pool_usd_per_hour(catalog, spec, system.min_size), 2),
-            hourly_usd_max=round(system_pool_usd_per_hour(catalog, spec, system.max_size), 2),
-            hourly_usd_at_peak=round(system_pool_usd_per_hour(catalog, spec, system.min_size), 2),
+            hourly_usd_min=system_pool_usd_per_hour(catalog, spec, system.min_size),
+            hourly_usd_max=system_pool_usd_per_hour(catalog, spec, system.max_size),
+            hourly_usd_at_peak=system_pool_usd_per_hour(catalog, spec, system.min_size),
         )
     )
     return plans
@@ -239,12 +250,12 @@ def _cost(spec: StackSpec, catalog: Catalog, pools: list[PoolPlan]) -> CostPlan:
     at_peak = fixed + sum(p.hourly_usd_at_peak for p in pools)
     tokens = sum(s.workload.peak_requests_per_second * s.workload.output_tokens for s in spec.services)
     return CostPlan(
-        fixed_hourly_usd=round(fixed, 3),
-        hourly_usd_min=round(low, 2),
-        hourly_usd_max=round(high, 2),
-        hourly_usd_at_peak=round(at_peak, 2),
-        monthly_usd_min=round(low * hours, 0),
-        monthly_usd_max=round(high * hours, 0),
-        peak_output_tokens_per_second=round(tokens, 1),
-        usd_per_million_output_tokens=round(at_peak / (tokens * 3600 / 1e6), 3) if tokens > 0 else None,
+        fixed_hourly_usd=fixed,
+        hourly_usd_min=low,
+        hourly_usd_max=high,
+        hourly_usd_at_peak=at_peak,
+        monthly_usd_min=low * hours,
+        monthly_usd_max=high * hours,
+        peak_output_tokens_per_second=tokens,
+        usd_per_million_output_tokens=at_peak / (tokens * 3600 / 1e6) if tokens > 0 else None,
     )
