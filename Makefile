@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: venv plan validate render schema test bench clean
+.PHONY: venv plan validate schema docs test bench clean
 
 # uv itself lives in the venv (pinned); `sync --inexact` keeps it there while installing the lock.
 $(BIN)/inferfleet: pyproject.toml uv.lock
@@ -26,6 +26,9 @@ validate: venv
 
 schema: venv
 	$(BIN)/inferfleet schema > schema/stack.schema.json
+
+docs: venv
+	$(BIN)/python -m components.spec.reference > docs/stack-spec.md
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -141,13 +141,15 @@ class ModelArchitecture(SpecModel):
     active_parameters: int | None = Field(
         default=None, gt=0, description="Parameters used per token (MoE). Default: all parameters."
     )
-    layers: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    intermediate_size: int | None = Field(default=None, gt=0)
-    attention_heads: int = Field(gt=0)
-    kv_heads: int = Field(gt=0)
+    layers: int = Field(gt=0, description="Transformer layers (num_hidden_layers).")
+    hidden_size: int = Field(gt=0, description="Model width (hidden_size).")
+    intermediate_size: int | None = Field(
+        default=None, gt=0, description="MLP width (intermediate_size). Default 4 x hiddenSize."
+    )
+    attention_heads: int = Field(gt=0, description="Query heads (num_attention_heads).")
+    kv_heads: int = Field(gt=0, description="Key/value heads (num_key_value_heads); fewer than heads under GQA.")
     head_dim: int | None = Field(default=None, gt=0, description="Default hiddenSize / attentionHeads.")
-    vocab_size: int = Field(gt=0)
+    vocab_size: int = Field(gt=0, description="Vocabulary size (vocab_size).")
     context_length: int = Field(gt=0, description="Longest sequence the model supports (max_position_embeddings).")
     experts: int = Field(default=0, ge=0, description="MoE experts per layer. Default 0 (dense).")
     active_experts: int = Field(default=0, ge=0, description="Experts routed per token. Default 0 (dense).")
@@ -190,7 +192,7 @@ class ModelSpec(SpecModel):
 
 class ReplicasSpec(SpecModel):
     min: int = Field(default=1, ge=0, description="Default 1. 0 allows scale to zero (no availability SLO).")
-    max: int = Field(ge=1)
+    max: int = Field(ge=1, description="Most replicas the autoscaler may run, over all pools.")
 
 
 class WorkloadSpec(SpecModel):
@@ -214,16 +216,16 @@ EngineArgValue = Union[bool, int, float, str]
 
 class ServiceSpec(SpecModel):
     name: str = Field(pattern=DNS_LABEL, description="Service name; becomes the Kubernetes Service.")
-    engine: Engine
-    model: ModelSpec
+    engine: Engine = Field(description="Serving stack: vLLM, Ray Serve (KubeRay) or NVIDIA Triton.")
+    model: ModelSpec = Field(description="The model served and where its weights are.")
     pools: list[str] = Field(min_length=1, description="GPU pool names in preference order (first preferred).")
-    replicas: ReplicasSpec
+    replicas: ReplicasSpec = Field(description="Replica bounds over all the service's pools.")
     tensor_parallel_size: Parallelism = Field(default="auto", description="Default auto: smallest that fits.")
     pipeline_parallel_size: Parallelism = Field(default="auto", description="Default auto: 1 unless a node is too small.")
     max_model_len: int | None = Field(
         default=None, gt=0, description="Longest sequence served. Default: the model's context length."
     )
-    workload: WorkloadSpec
+    workload: WorkloadSpec = Field(description="The traffic the service is sized for.")
     slo: SloSpec | None = Field(default=None, description="Latency and availability targets. Default: none.")
     engine_args: dict[str, EngineArgValue] = Field(
         default_factory=dict, description="Extra engine arguments: vLLM flag names without the leading dashes (enable-prefix-caching: true). User values win over planned ones. Default {}."
@@ -235,9 +237,11 @@ class StackSpec(SpecModel):
 
     environment: str = Field(pattern=DNS_LABEL, description="Environment name; equals the file's stem.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every taggable AWS resource.")
-    aws: AwsSpec
-    network: NetworkSpec = Field(default_factory=NetworkSpec)
-    cluster: ClusterSpec
-    gpu_pools: list[GpuPoolSpec] = Field(min_length=1)
-    observability: ObservabilitySpec = Field(default_factory=ObservabilitySpec)
-    services: list[ServiceSpec] = Field(default_factory=list)
+    aws: AwsSpec = Field(description="Region and AZs.")
+    network: NetworkSpec = Field(default_factory=NetworkSpec, description="VPC layout. Defaults: see below.")
+    cluster: ClusterSpec = Field(description="The EKS cluster.")
+    gpu_pools: list[GpuPoolSpec] = Field(min_length=1, description="GPU node groups (Auto Scaling groups).")
+    observability: ObservabilitySpec = Field(
+        default_factory=ObservabilitySpec, description="Metrics, dashboards, alerts. Defaults: see below."
+    )
+    services: list[ServiceSpec] = Field(default_factory=list, description="Models served. Default [].")
