@@ -27,6 +27,8 @@ class Gpu(_Row):
     name: str = ""
     memory_gib: float = Field(gt=0, alias="memoryGiB")
     memory_bandwidth_gbps: float = Field(gt=0, alias="memoryBandwidthGBps")
+    interconnect_gbps: float = Field(gt=0, alias="interconnectGBps")
+    interconnect_source: str = Field(min_length=1)
     bf16_dense_tflops: float = Field(gt=0)
     fp8_dense_tflops: float | None = Field(default=None, gt=0)
     source: str = Field(min_length=1)
@@ -43,6 +45,8 @@ class InstanceType(_Row):
     local_nvme_gb: float = Field(ge=0, alias="localNvmeGB")
     on_demand_usd_per_hour: float = Field(gt=0)
     spot_discount: float = Field(ge=0, lt=1)
+    offered_on_demand: bool = Field(default=True, description="EC2 sells it on demand in the catalog's region.")
+    offered_spot: bool = Field(default=True, description="EC2 sells it as spot in the catalog's region.")
     source: str = Field(min_length=1)
     price_source: str = Field(min_length=1)
 

@@ -83,18 +83,59 @@ def replay(measurement: Measurement, catalog: Catalog, efficiency: Efficiency = 
     return Replay(measurement, predicted, upper)
 
 
-def fit_efficiency(measurements: tuple[Measurement, ...], catalog: Catalog) -> tuple[Efficiency, float]:
-    """Grid search for the efficiencies that minimise the median absolute log error."""
-    best: tuple[float, Efficiency] | None = None
-    for memory, compute, overhead in itertools.product(
-        [0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9],
-        [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75],
-        [0.0, 0.001, 0.002, 0.003, 0.005, 0.008],
-    ):
-        candidate = replace(CALIBRATED, memory_bandwidth=memory, compute=compute, step_overhead_s=overhead)
-        errors = [abs(math.log(replay(m, catalog, candidate).predicted / m.output_tokens_per_second)) for m in measurements]
-        score = statistics.median(errors) + 0.5 * statistics.mean(errors)
+FIT_GRID = {
+    "memory_bandwidth": (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8),
+    "compute": (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6),
+    "compute_fp8": (0.2, 0.25, 0.3, 0.35, 0.4),
+    "step_overhead_s": (0.0, 0.001, 0.002, 0.004),
+    "interconnect": (0.2, 0.3, 0.5, 0.7),
+}
+"""Plausible ranges of each fitted efficiency; the fit picks from these values only."""
+
+WITHIN = 0.30
+"""The planner must predict at least 80% of the measurements within this relative error."""
+
+
+def fit_efficiency(measurements: tuple[Measurement, ...], catalog: Catalog) -> Efficiency:
+    """The grid point predicting most measurements within 30%; ties go to the smaller median, then
+    mean, absolute log error, then to the first point in grid order."""
+    best: tuple[tuple[int, float, float], Efficiency] | None = None
+    names = list(FIT_GRID)
+    for values in itertools.product(*FIT_GRID.values()):
+        candidate = replace(CALIBRATED, **dict(zip(names, values)))
+        replays = [replay(m, catalog, candidate) for m in measurements]
+        within = sum(abs(r.error) <= WITHIN for r in replays)
+        errors = [abs(math.log1p(r.error)) for r in replays]
+        score = (-within, round(statistics.median(errors), 6), round(statistics.mean(errors), 6))
         if best is None or score < best[0]:
             best = (score, candidate)
     assert best is not None
-    return best[1], best[0]
+    return best[1]
+
+
+def calibration_report(catalog: Catalog, measurements: tuple[Measurement, ...]) -> str:
+    """A Markdown table of every measurement: measured, predicted, error and the roofline bound."""
+    lines = [
+        "| measurement | engine | model | GPU x TP | in/out | concurrency | measured tok/s | predicted | error | roofline bound |",
+        "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    replays = [replay(m, catalog) for m in measurements]
+    for r in replays:
+        m = r.measurement
+        lines.append(
+            f"| {m.id} | {m.engine} | {m.model} {m.dtype} | {m.gpu} x {m.tensor_parallel_size} | "
+            f"{m.input_tokens}/{m.output_tokens} | {m.concurrency or 'offline'} | {m.output_tokens_per_second:,.0f} | "
+            f"{r.predicted:,.0f} | {r.error:+.0%} | {r.upper_bound:,.0f} |"
+        )
+    within = sum(abs(r.error) <= WITHIN for r in replays)
+    lines.append("")
+    lines.append(f"{within} of {len(replays)} within +-{WITHIN:.0%}; the bound is above every measurement: "
+                 f"{all(r.upper_bound >= r.measurement.output_tokens_per_second for r in replays)}.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from components.catalog import load_catalog
+    from components.catalog.measurements import load_measurements
+
+    print(calibration_report(load_catalog(), load_measurements()))

@@ -37,6 +37,8 @@ def _instance_types_known(spec: StackSpec, catalog: Catalog) -> Iterator[Problem
                 yield Problem(path, _unknown_instance(name, catalog))
             elif instance.gpu_count == 0:
                 yield Problem(path, f"{name} has no GPU")
+            elif not (instance.offered_on_demand if pool.capacity_type == "onDemand" else instance.offered_spot):
+                yield Problem(path, f"{name} is not sold as {pool.capacity_type} capacity (see its priceSource in the catalog)")
             elif gpu_counts and instance.gpu_count not in gpu_counts:
                 yield Problem(
                     path,

@@ -8,6 +8,7 @@ measurements in `components/catalog/data/throughput_measurements.yaml` by
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 GIB = 1024**3
@@ -54,32 +55,41 @@ class Efficiency:
     memory_bandwidth: float
     """Achieved / datasheet HBM bandwidth on weight and KV reads."""
     compute: float
-    """Achieved / datasheet dense tensor FLOP/s on the matrix multiplies of a mixed step."""
+    """Achieved / datasheet dense 16-bit tensor FLOP/s on the matrix multiplies of a mixed step."""
+    compute_fp8: float
+    """The same for FP8 (W8A8) matrix multiplies, which reach a smaller share of their higher peak."""
     step_overhead_s: float
     """Scheduling, sampling, detokenisation and kernel launch gaps per engine step."""
     allreduce_latency_s: dict[str, float]
     """Latency of one tensor-parallel all-reduce by interconnect (two per layer per step)."""
+    interconnect: float
+    """Achieved / datasheet GPU-to-GPU bandwidth of a ring all-reduce; infinite means fully overlapped."""
     api_overhead_s: float
     """HTTP, tokenisation and queue hand-off before the first step sees a request."""
 
 
 CALIBRATED = Efficiency(
-    memory_bandwidth=0.75,
-    compute=0.55,
-    step_overhead_s=0.003,
+    memory_bandwidth=0.6,
+    compute=0.45,
+    compute_fp8=0.35,
+    step_overhead_s=0.0,
     allreduce_latency_s={"nvlink": 10e-6, "pcie": 30e-6, "none": 0.0},
+    interconnect=0.3,
     api_overhead_s=0.010,
 )
-"""Fitted to the calibration table; see the module docstring."""
+"""Fitted by `fit_efficiency` (components/planner/calibration.py) to the calibration table; all-reduce
+latencies and the API overhead are not fitted (typical NCCL and HTTP figures); see the module docstring."""
 
 IDEAL = Efficiency(
     memory_bandwidth=1.0,
     compute=1.0,
+    compute_fp8=1.0,
     step_overhead_s=0.0,
     allreduce_latency_s={"nvlink": 0.0, "pcie": 0.0, "none": 0.0},
+    interconnect=math.inf,
     api_overhead_s=0.0,
 )
-"""Datasheet roofline: an upper bound no real engine can beat."""
+"""Datasheet roofline with communication fully hidden: an upper bound no real engine can beat."""
 
 # --- from mean latency to the 99th percentile the SLO names ---
 TTFT_P99_OVER_MEAN = 2.0

@@ -26,11 +26,12 @@ class Workload:
     output_tokens: int
 
 
-def _flops_per_second(replica: Replica) -> float:
+def _flops_per_second(replica: Replica, efficiency: Efficiency) -> float:
+    """Achieved tensor FLOP/s: FP8 cores for W8A8 weights where the GPU has them, else 16-bit."""
     gpu = replica.gpu
     if replica.weight_dtype in c.FP8_COMPUTE_DTYPES and gpu.fp8_dense_tflops:
-        return gpu.fp8_dense_tflops * 1e12
-    return gpu.bf16_dense_tflops * 1e12
+        return gpu.fp8_dense_tflops * 1e12 * efficiency.compute_fp8
+    return gpu.bf16_dense_tflops * 1e12 * efficiency.compute
 
 
 def _weights_read_bytes(replica: Replica, tokens: float) -> float:
@@ -71,11 +72,19 @@ def step_seconds(
     ) / gpus
     stage = max(
         memory_bytes / (replica.gpu.memory_bandwidth_gbps * 1e9 * efficiency.memory_bandwidth),
-        flops / (_flops_per_second(replica) * efficiency.compute),
+        flops / _flops_per_second(replica, efficiency),
     )
     if replica.tensor_parallel > 1:
-        stage += 2 * math.ceil(arch.layers / pp) * efficiency.allreduce_latency_s[replica.interconnect]
+        stage += 2 * math.ceil(arch.layers / pp) * _allreduce_seconds(replica, tokens, efficiency)
     return pp * stage + efficiency.step_overhead_s
+
+
+def _allreduce_seconds(replica: Replica, tokens: float, efficiency: Efficiency) -> float:
+    """One ring all-reduce of the step's 16-bit activations: each GPU sends 2 (TP - 1) / TP of them."""
+    tp = replica.tensor_parallel
+    volume = 2 * (tp - 1) / tp * tokens * replica.architecture.hidden_size * 2
+    bandwidth = replica.gpu.interconnect_gbps * 1e9 * efficiency.interconnect
+    return efficiency.allreduce_latency_s[replica.interconnect] + volume / bandwidth
 
 
 def max_batch(replica: Replica, workload: Workload, kv_tokens: int | None = None) -> int:

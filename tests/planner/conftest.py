@@ -36,7 +36,7 @@ def mixtral() -> ModelArchitecture:
 @pytest.fixture
 def h100() -> Gpu:
     return Gpu.model_validate(
-        {"name": "H100-SXM5-80GB", "memoryGiB": 80.0, "memoryBandwidthGBps": 3350, "bf16DenseTflops": 989,
+        {"name": "H100-SXM5-80GB", "memoryGiB": 80.0, "memoryBandwidthGBps": 3350, "interconnectGBps": 450, "interconnectSource": "test", "bf16DenseTflops": 989,
          "fp8DenseTflops": 1979, "source": "test"}
     )
 
@@ -55,7 +55,7 @@ def _toy_catalog():
     from components.catalog.loader import AwsPrices, Catalog, CatalogModel, InstanceType
 
     gpu = Gpu.model_validate(
-        {"name": "G80", "memoryGiB": 80.0, "memoryBandwidthGBps": 3350, "bf16DenseTflops": 989,
+        {"name": "G80", "memoryGiB": 80.0, "memoryBandwidthGBps": 3350, "interconnectGBps": 450, "interconnectSource": "test", "bf16DenseTflops": 989,
          "fp8DenseTflops": 1979, "source": "test"}
     )
     def instance(name, gpus, price, memory, gpu_name="G80"):
