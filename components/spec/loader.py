@@ -31,6 +31,14 @@ def locate(file: str, document: YamlDocument, problems: list[Problem]) -> list[L
     return sorted(located, key=lambda p: p.line)
 
 
+def _duplicate_keys(file: str, document: YamlDocument) -> list[LocatedProblem]:
+    """Each duplicate at its own line (the document's line map holds only a key's last occurrence)."""
+    return [
+        LocatedProblem(file, line, p.path, p.message)
+        for p, line in zip(document.duplicate_keys, document.duplicate_key_lines, strict=True)
+    ]
+
+
 def read_spec(path: str | FilePath) -> SpecSource:
     """Parse and check a stack file against the spec alone; raise StackError listing every problem."""
     file = str(path)
@@ -40,19 +48,24 @@ def read_spec(path: str | FilePath) -> SpecSource:
     if not isinstance(document.data, dict):
         kind = type(document.data).__name__
         raise StackError([LocatedProblem(file, 1, (), f"a stack file must be a mapping of keys, not a {kind}")])
-    problems = list(document.duplicate_keys)
+    duplicates = _duplicate_keys(file, document)
+    problems: list[Problem] = []
     try:
         spec = StackSpec.model_validate(document.data)
     except ValidationError as error:
         problems += problems_from_validation_error(error, document.data, StackSpec)
-        raise StackError(locate(file, document, problems)) from None
+        raise StackError(_sorted(duplicates + locate(file, document, problems))) from None
     stem = FilePath(file).stem
     if spec.environment != stem:
         problems.append(Problem(("environment",), f"{spec.environment!r} must equal the file's stem {stem!r}"))
     problems += check_spec(spec)
-    if problems:
-        raise StackError(locate(file, document, problems))
+    if problems or duplicates:
+        raise StackError(_sorted(duplicates + locate(file, document, problems)))
     return SpecSource(file=file, document=document, spec=spec)
+
+
+def _sorted(problems: list[LocatedProblem]) -> list[LocatedProblem]:
+    return sorted(problems, key=lambda p: p.line)
 
 
 def _read_document(file: str) -> YamlDocument:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 Path = tuple[str | int, ...]
@@ -35,5 +36,18 @@ class StackError(Exception):
 
 
 def dotted(path: Path) -> str:
-    """`('services', 0, 'maxModelLen')` -> `services.0.maxModelLen`; the document itself is `<root>`."""
-    return ".".join(str(part) for part in path) if path else "<root>"
+    """`('services', 0, 'maxModelLen')` -> `services.0.maxModelLen`; the document itself is `<root>`.
+
+    The path stays one word, so `FILE:LINE: path: message` splits the same way whatever keys a
+    user wrote: a key that is empty or holds white space, a double quote or a non-printable
+    character is written as a JSON string with those escaped (`tags."cost\\u0020center"`).
+    """
+    return ".".join(_part(part) for part in path) if path else "<root>"
+
+
+def _part(part: str | int) -> str:
+    text = str(part)
+    if text and text.isprintable() and '"' not in text and not any(c.isspace() for c in text):
+        return text
+    quoted = json.dumps(text, ensure_ascii=False)
+    return "".join(f"\\u{ord(c):04x}" if c.isspace() or not c.isprintable() else c for c in quoted)

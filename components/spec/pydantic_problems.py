@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any
@@ -23,7 +24,29 @@ def problems_from_validation_error(error: ValidationError, data: Any, root: type
             problems.append(Problem(path, "required key is missing"))
         else:
             problems.append(Problem(path, _message(item)))
-    return problems
+    return _merge_union_members(problems)
+
+
+def _merge_union_members(problems: list[Problem]) -> list[Problem]:
+    """A value that fits no member of a union (engineArgs: bool, int, float or str) is one problem, not one per member."""
+    merged: list[Problem] = []
+    for problem in problems:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and previous.path == problem.path
+            and _TYPE_ONLY.match(previous.message)
+            and _TYPE_ONLY.match(problem.message)
+        ):
+            types_ = _TYPE_ONLY.match(previous.message).group(1).replace(" or ", ", ")
+            types_ = f"{types_} or {_TYPE_ONLY.match(problem.message).group(1)}"
+            merged[-1] = Problem(problem.path, f"should be a valid {types_}")
+        else:
+            merged.append(problem)
+    return merged
+
+
+_TYPE_ONLY = re.compile(r"^should be a valid ([a-z]+(?:(?:, | or )[a-z]+)*)$")
 
 
 def _document_path(loc: tuple[Any, ...], data: Any) -> Path:

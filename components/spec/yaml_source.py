@@ -25,6 +25,8 @@ class YamlDocument:
     data: Any
     lines: dict[Path, int] = field(default_factory=dict)
     duplicate_keys: list[Problem] = field(default_factory=list)
+    duplicate_key_lines: list[int] = field(default_factory=list)
+    """The line of each entry of `duplicate_keys` (`lines` holds the last occurrence only)."""
 
     def line_of(self, path: Path) -> int:
         """The line of the deepest part of `path` that exists in the document (1 for the root)."""
@@ -37,8 +39,9 @@ class YamlDocument:
 
 def parse_yaml(text: str) -> YamlDocument:
     """Parse one YAML document; raise YamlSyntaxError with a line for anything PyYAML refuses."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # refuses non-printable characters already here
         node = loader.get_single_node()
         document = YamlDocument(data=None)
         if node is not None:
@@ -49,27 +52,47 @@ def parse_yaml(text: str) -> YamlDocument:
         line = mark.line + 1 if mark else 1
         message = " ".join(part for part in (error.context, error.problem) if part)
         raise YamlSyntaxError(line, f"YAML syntax error: {message}") from None
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1
+        character = f"U+{error.character:04X}" if isinstance(error.character, int) else repr(error.character)
+        raise YamlSyntaxError(line, f"YAML syntax error: {error.reason}: {character}") from None
     except yaml.YAMLError as error:
         raise YamlSyntaxError(1, f"YAML error: {error}") from None
     except RecursionError:
-        raise YamlSyntaxError(1, "YAML error: an alias refers to itself") from None
+        raise YamlSyntaxError(1, "YAML error: nested too deeply, or an alias refers to itself") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+_PLAIN_TAGS = {MappingNode: "tag:yaml.org,2002:map", SequenceNode: "tag:yaml.org,2002:seq"}
 
 
 def _convert(node: Node, path: Path, loader: yaml.SafeLoader, document: YamlDocument) -> Any:
+    if type(node) in _PLAIN_TAGS and node.tag != _PLAIN_TAGS[type(node)]:
+        # Collections are built here, not by PyYAML, so an explicit tag would otherwise be dropped silently.
+        raise yaml.constructor.ConstructorError(
+            None, None, f"could not determine a constructor for the tag {node.tag!r}", node.start_mark
+        )
     if isinstance(node, MappingNode):
+        # Keys merged in with `<<` come first after flattening; written keys override them
+        # (YAML merge semantics), so only a key written twice in this mapping is a duplicate.
+        written = {id(key_node) for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge"}
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
+        written_keys: set[Any] = set()
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
-            if isinstance(key, (list, dict)):
+            if not _hashable(key) or isinstance(key, (list, dict, set)):
                 raise yaml.constructor.ConstructorError(
                     None, None, "a mapping key must be a plain value", key_node.start_mark
                 )
             child = (*path, key)
-            if key in result:
-                document.duplicate_keys.append(Problem(child, f"duplicate key {key!r}"))
+            if id(key_node) in written:
+                if key in written_keys:
+                    document.duplicate_keys.append(Problem(child, f"duplicate key {key!r}"))
+                    document.duplicate_key_lines.append(key_node.start_mark.line + 1)
+                written_keys.add(key)
             document.lines[child] = key_node.start_mark.line + 1
             result[key] = _convert(value_node, child, loader, document)
         return result
@@ -82,3 +105,11 @@ def _convert(node: Node, path: Path, loader: yaml.SafeLoader, document: YamlDocu
         return items
     assert isinstance(node, ScalarNode)
     return loader.construct_object(node, deep=True)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

@@ -35,7 +35,7 @@ def test_fp8_weights_use_fp8_tensor_cores(replica_8b):
 
 
 def test_efficiency_and_overheads_slow_a_step(replica_8b):
-    slow = Efficiency(0.5, 0.5, 0.002, {"nvlink": 1e-5, "pcie": 3e-5, "none": 0.0}, 0.5, 0.0)
+    slow = Efficiency(0.5, 0.5, 0.5, 0.002, {"nvlink": 1e-5, "pcie": 3e-5, "none": 0.0}, 0.5, 0.0)
     assert step_seconds(replica_8b, 1, 1000, 0, 0, slow) == pytest.approx(16_191_594_496 / 1.675e12 + 0.002)
     tp2 = dataclasses.replace(replica_8b, tensor_parallel=2)
     # half the weights and KV per GPU, plus two all-reduces per layer, each 10 us plus
