@@ -36,21 +36,23 @@ def _numeric(text: str) -> bool:
 def render_plan(plan: StackPlan) -> str:
     services = table(
         ["service", "pool", "role", "instance", "TP", "PP", "weights GiB", "KV tokens", "max seqs",
-         "planned seqs", "max out tok/s", "TTFT ms", "ITL ms", "replicas", "SLO ok"],
+         "planned seqs", "max out tok/s", "TTFT ms", "ITL ms", "min replicas", "peak replicas", "SLO ok"],
         [
             [s.name, s.pool, s.role, s.instance_type, s.tensor_parallel_size, s.pipeline_parallel_size,
              s.weights_gib, s.kv_cache_tokens_per_replica, s.max_concurrent_sequences, s.planned_concurrency,
              s.max_output_tokens_per_second_per_replica, s.ttft_ms, s.itl_ms,
-             f"{s.replicas_min}..{s.replicas_needed}", s.slo_feasible]
+             s.replicas_min, s.replicas_needed, s.slo_feasible]
             for s in plan.services
         ],
     )
     reasons = [f"  {s.name} on {s.pool}: {reason}" for s in plan.services for reason in s.reasons]
     pools = table(
-        ["pool", "instance", "capacity", "GPUs/node", "min", "max", "nodes at peak", "$/h min", "$/h at peak", "$/h max"],
+        ["pool", "instance", "capacity", "GPUs/node", "min", "max", "nodes idle", "nodes at peak", "$/h min",
+         "$/h idle", "$/h at peak", "$/h max"],
         [
-            [p.name, p.instance_type, p.capacity_type, p.gpus_per_node, p.min_size, p.max_size, p.nodes_at_peak,
-             p.hourly_usd_min, p.hourly_usd_at_peak, p.hourly_usd_max]
+            [p.name, p.instance_type, p.capacity_type, p.gpus_per_node, p.min_size, p.max_size,
+             p.nodes_at_min_replicas, p.nodes_at_peak, p.hourly_usd_min, p.hourly_usd_at_min_replicas,
+             p.hourly_usd_at_peak, p.hourly_usd_max]
             for p in plan.pools
         ],
     )
@@ -59,8 +61,8 @@ def render_plan(plan: StackPlan) -> str:
     summary = "\n".join(
         [
             f"fixed (EKS control plane, NAT): ${cost.fixed_hourly_usd:,.3f}/h",
-            f"fleet: ${cost.hourly_usd_min:,.2f}/h at min, ${cost.hourly_usd_at_peak:,.2f}/h at peak, "
-            f"${cost.hourly_usd_max:,.2f}/h at max",
+            f"fleet: ${cost.hourly_usd_min:,.2f}/h at pool minimums, ${cost.hourly_usd_at_min_replicas:,.2f}/h idle "
+            f"(services at min replicas), ${cost.hourly_usd_at_peak:,.2f}/h at peak, ${cost.hourly_usd_max:,.2f}/h at max",
             f"month: ${cost.monthly_usd_min:,.0f} at min to ${cost.monthly_usd_max:,.0f} at max",
             f"peak output: {cost.peak_output_tokens_per_second:,.0f} tokens/s; {per_million} per million output tokens",
         ]
@@ -68,5 +70,5 @@ def render_plan(plan: StackPlan) -> str:
     parts = [f"plan for {plan.environment}", "", "services", services]
     if reasons:
         parts += ["", "why not feasible", *reasons]
-    parts += ["", "pools", pools, "", "cost", summary]
+    parts += ["", "pools (idle: every service at its min replicas)", pools, "", "cost", summary]
     return "\n".join(parts) + "\n"

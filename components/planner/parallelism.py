@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from components.catalog import Catalog, InstanceType
@@ -78,12 +79,19 @@ def candidates(target: ServiceOnPool, catalog: Catalog) -> list[Replica]:
     return [build_replica(target, catalog, tp, pp) for tp, pp in shapes]
 
 
-def choose_replica(target: ServiceOnPool, catalog: Catalog) -> Replica | None:
-    """The smallest shape with room for batching, else the smallest that fits at all, else None."""
+def choose_replica(
+    target: ServiceOnPool, catalog: Catalog, serves_slo: Callable[[Replica], bool] | None = None
+) -> Replica | None:
+    """The smallest shape with room for batching (that can meet the SLO, when `serves_slo` is given:
+    a larger TP is the remedy for a slow step), else the smallest with room, else the smallest that fits."""
     options = candidates(target, catalog)
     workload = target.service.workload
     sequence_tokens = workload.input_tokens + workload.output_tokens
-    for replica in options:
-        if fits(replica, target.max_model_len, c.AUTO_MIN_CONCURRENT_SEQUENCES, sequence_tokens):
-            return replica
+    roomy = [r for r in options if fits(r, target.max_model_len, c.AUTO_MIN_CONCURRENT_SEQUENCES, sequence_tokens)]
+    if serves_slo is not None:
+        serving = next((replica for replica in roomy if serves_slo(replica)), None)
+        if serving is not None:
+            return serving
+    if roomy:
+        return roomy[0]
     return next((replica for replica in options if fits(replica, target.max_model_len)), None)

@@ -19,7 +19,7 @@ from components.catalog import Catalog
 from components.planner import constants as c
 from components.planner.cost import fixed_usd_per_hour, pool_usd_per_hour, system_pool_usd_per_hour
 from components.planner.parallelism import ServiceOnPool, choose_replica
-from components.planner.sizing import ReplicaSizing, size_replica
+from components.planner.sizing import ReplicaSizing, serves_slo_alone, size_replica
 from components.spec.models import GpuPoolSpec, ServiceSpec, StackSpec
 
 Role = Literal["floor", "burst", "floorAndBurst", "fallback"]
@@ -75,9 +75,11 @@ class PoolPlan(_Out):
     gpus_per_node: int
     min_size: int
     max_size: int
+    nodes_at_min_replicas: int
     nodes_at_peak: int
     hourly_usd_min: float
     hourly_usd_max: float
+    hourly_usd_at_min_replicas: float
     hourly_usd_at_peak: float
 
 
@@ -85,6 +87,7 @@ class CostPlan(_Out):
     fixed_hourly_usd: float
     hourly_usd_min: float
     hourly_usd_max: float
+    hourly_usd_at_min_replicas: float
     hourly_usd_at_peak: float
     monthly_usd_min: float
     monthly_usd_max: float
@@ -124,7 +127,7 @@ def _place(service: ServiceSpec, roles: dict[str, Role], sizing: dict[str, Repli
     if remaining > 1e-9:
         rate = sizing[burst].requests_per_second
         if rate <= 0:
-            reasons.append(f"pool {burst} cannot serve a request within the SLO")
+            reasons.append(f"the peak cannot be served: burst pool {burst} cannot meet the SLO")
         else:
             placed[burst] += math.ceil(remaining / rate - 1e-9)
     total = sum(placed.values())
@@ -144,6 +147,7 @@ def plan_stack(spec: StackSpec, catalog: Catalog) -> StackPlan:
     pools = {pool.name: pool for pool in spec.gpu_pools}
     entries: list[ServicePoolPlan] = []
     nodes_needed: dict[str, float] = dict.fromkeys(pools, 0.0)
+    nodes_at_floor: dict[str, float] = dict.fromkeys(pools, 0.0)
     for service in spec.services:
         architecture = catalog.architecture_for(service.model)
         assert architecture is not None, "validated stacks name known models"
@@ -152,14 +156,17 @@ def plan_stack(spec: StackSpec, catalog: Catalog) -> StackPlan:
         for name in service.pools:
             pool = pools[name]
             target = ServiceOnPool(service, architecture, catalog.instance_types[pool.instance_types[0]], pool.max_size)
-            replica = choose_replica(target, catalog)
+            replica = choose_replica(target, catalog, lambda r: serves_slo_alone(service, r))
             assert replica is not None, "validated stacks fit every pool they name"
             replicas[name], sizing[name] = replica, size_replica(service, replica)
         placed, service_reasons = _place(service, roles, sizing)
         for name in service.pools:
             replica, size, pool = replicas[name], sizing[name], pools[name]
             nodes_per_replica = math.ceil(replica.gpus / catalog.instance_types[pool.instance_types[0]].gpu_count)
-            nodes_needed[name] += _nodes(placed[name], replica.gpus, catalog.instance_types[pool.instance_types[0]].gpu_count)
+            gpus_per_node = catalog.instance_types[pool.instance_types[0]].gpu_count
+            nodes_needed[name] += _nodes(placed[name], replica.gpus, gpus_per_node)
+            if roles[name] in ("floor", "floorAndBurst"):
+                nodes_at_floor[name] += _nodes(service.replicas.min, replica.gpus, gpus_per_node)
             used = placed[name] > 0 or roles[name] != "fallback"
             entries.append(
                 ServicePoolPlan(
@@ -184,10 +191,10 @@ def plan_stack(spec: StackSpec, catalog: Catalog) -> StackPlan:
                     replicas_min=service.replicas.min if roles[name] in ("floor", "floorAndBurst") else 0,
                     replicas_needed=placed[name],
                     slo_feasible=size.slo_met and not (used and service_reasons),
-                    reasons=size.reasons + (service_reasons if used else []),
+                    reasons=size.reasons or (service_reasons if used else []),
                 )
             )
-    pool_plans = _pool_plans(spec, catalog, nodes_needed)
+    pool_plans = _pool_plans(spec, catalog, nodes_at_floor, nodes_needed)
     for entry in entries:
         pool_plan = next(p for p in pool_plans if p.name == entry.pool)
         if entry.replicas_needed and pool_plan.nodes_at_peak > pool_plan.max_size:
@@ -206,9 +213,13 @@ def _ms(seconds: float | None) -> float | None:
     return seconds * 1000
 
 
-def _pool_plans(spec: StackSpec, catalog: Catalog, nodes_needed: dict[str, float]) -> list[PoolPlan]:
+def _pool_plans(
+    spec: StackSpec, catalog: Catalog, nodes_at_floor: dict[str, float], nodes_needed: dict[str, float]
+) -> list[PoolPlan]:
+    """Each pool at its min and max size, with the services at their minimum replicas, and at peak."""
     plans = []
     for pool in spec.gpu_pools:
+        at_floor = min(pool.max_size, max(pool.min_size, math.ceil(nodes_at_floor[pool.name] - 1e-9)))
         at_peak = max(pool.min_size, math.ceil(nodes_needed[pool.name] - 1e-9))
         plans.append(
             PoolPlan(
@@ -218,9 +229,11 @@ def _pool_plans(spec: StackSpec, catalog: Catalog, nodes_needed: dict[str, float
                 gpus_per_node=catalog.instance_types[pool.instance_types[0]].gpu_count,
                 min_size=pool.min_size,
                 max_size=pool.max_size,
+                nodes_at_min_replicas=at_floor,
                 nodes_at_peak=at_peak,
                 hourly_usd_min=pool_usd_per_hour(catalog, pool, pool.min_size),
                 hourly_usd_max=pool_usd_per_hour(catalog, pool, pool.max_size),
+                hourly_usd_at_min_replicas=pool_usd_per_hour(catalog, pool, at_floor),
                 hourly_usd_at_peak=pool_usd_per_hour(catalog, pool, min(at_peak, pool.max_size)),
             )
         )
@@ -233,9 +246,11 @@ def _pool_plans(spec: StackSpec, catalog: Catalog, nodes_needed: dict[str, float
             gpus_per_node=0,
             min_size=system.min_size,
             max_size=system.max_size,
+            nodes_at_min_replicas=system.min_size,
             nodes_at_peak=system.min_size,
             hourly_usd_min=system_pool_usd_per_hour(catalog, spec, system.min_size),
             hourly_usd_max=system_pool_usd_per_hour(catalog, spec, system.max_size),
+            hourly_usd_at_min_replicas=system_pool_usd_per_hour(catalog, spec, system.min_size),
             hourly_usd_at_peak=system_pool_usd_per_hour(catalog, spec, system.min_size),
         )
     )
@@ -247,12 +262,14 @@ def _cost(spec: StackSpec, catalog: Catalog, pools: list[PoolPlan]) -> CostPlan:
     hours = catalog.prices.hours_per_month.value
     low = fixed + sum(p.hourly_usd_min for p in pools)
     high = fixed + sum(p.hourly_usd_max for p in pools)
+    at_floor = fixed + sum(p.hourly_usd_at_min_replicas for p in pools)
     at_peak = fixed + sum(p.hourly_usd_at_peak for p in pools)
     tokens = sum(s.workload.peak_requests_per_second * s.workload.output_tokens for s in spec.services)
     return CostPlan(
         fixed_hourly_usd=fixed,
         hourly_usd_min=low,
         hourly_usd_max=high,
+        hourly_usd_at_min_replicas=at_floor,
         hourly_usd_at_peak=at_peak,
         monthly_usd_min=low * hours,
         monthly_usd_max=high * hours,

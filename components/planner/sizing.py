@@ -65,6 +65,20 @@ def size_replica(service: ServiceSpec, replica: Replica, efficiency: Efficiency 
     )
 
 
+def serves_slo_alone(service: ServiceSpec, replica: Replica, efficiency: Efficiency = c.CALIBRATED) -> bool:
+    """Whether a lone request meets the SLO on this replica: the least any batch size needs."""
+    workload = Workload(service.workload.input_tokens, service.workload.output_tokens)
+    if replica.architecture.kind == "encoder" or workload.output_tokens == 0:
+        return _meets(service, encoder_step_seconds(replica, workload, efficiency) + efficiency.api_overhead_s, None)[0]
+    return all(
+        _meets(
+            service,
+            time_to_first_token_seconds(replica, workload, 1, efficiency),
+            inter_token_seconds(replica, workload, 1, efficiency),
+        )
+    )
+
+
 def _meets(service: ServiceSpec, ttft_s: float, itl_s: float | None) -> tuple[bool, bool]:
     slo = service.slo
     if slo is None:

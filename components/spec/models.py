@@ -28,14 +28,17 @@ Engine = Literal["vllm", "ray-serve", "triton"]
 
 
 class SpecModel(BaseModel):
-    """Base of every spec object: camelCase keys, unknown keys rejected, immutable once loaded."""
+    """Base of every spec object: camelCase keys, unknown keys rejected, immutable once loaded.
+
+    Strict types: YAML already types its scalars, so `maxSize: true` or an unquoted
+    `kubernetesVersion: 1.30` (the float 1.3) is a mistake to report, not a value to coerce."""
 
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=False,
         frozen=True,
-        strict=False,
+        strict=True,
     )
 
 

@@ -11,6 +11,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from components.spec.problems import Path, Problem
 
 
+MAX_VALUES = 100_000
+"""A stack of hundreds of services has tens of thousands of values; more means aliases expanding
+without bound (a "billion laughs" document), refused before it eats the machine."""
+
+
 class YamlSyntaxError(Exception):
     def __init__(self, line: int, message: str):
         super().__init__(message)
@@ -27,6 +32,7 @@ class YamlDocument:
     duplicate_keys: list[Problem] = field(default_factory=list)
     duplicate_key_lines: list[int] = field(default_factory=list)
     """The line of each entry of `duplicate_keys` (`lines` holds the last occurrence only)."""
+    values: int = 0
 
     def line_of(self, path: Path) -> int:
         """The line of the deepest part of `path` that exists in the document (1 for the root)."""
@@ -69,6 +75,12 @@ _PLAIN_TAGS = {MappingNode: "tag:yaml.org,2002:map", SequenceNode: "tag:yaml.org
 
 
 def _convert(node: Node, path: Path, loader: yaml.SafeLoader, document: YamlDocument) -> Any:
+    document.values += 1
+    if document.values > MAX_VALUES:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the document expands to more than {MAX_VALUES:,} values (aliases nested too deep?)",
+            node.start_mark,
+        )
     if type(node) in _PLAIN_TAGS and node.tag != _PLAIN_TAGS[type(node)]:
         # Collections are built here, not by PyYAML, so an explicit tag would otherwise be dropped silently.
         raise yaml.constructor.ConstructorError(

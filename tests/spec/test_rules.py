@@ -1,0 +1,328 @@
+"""The spec-only cross-field rules (components/spec/rules.py): one failing and one passing case each.
+
+Each test mutates the valid stack from conftest, writes it as <environment>.yaml and reads it back
+with read_spec; `spec_problems` returns (dotted path, message) pairs, [] for a valid stack.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from components.spec import rules
+
+
+def test_every_rule_is_registered_and_covered_here():
+    assert [rule.__name__ for rule in rules.SPEC_RULES] == [
+        "unique_names",
+        "pools_exist",
+        "min_not_above_max",
+        "warm_pools_on_single_type_on_demand",
+        "vpc_cidr_fits_subnets",
+        "zones_in_region",
+        "public_access_cidrs_valid",
+        "workload_fits_max_model_len",
+        "availability_needs_replicas",
+        "tag_keys_valid",
+    ]
+
+
+def test_valid_fixture_has_no_problems(stack, spec_problems):
+    assert spec_problems(stack) == []
+
+
+# unique_names
+
+
+def test_duplicate_gpu_pool_name_rejected(stack, spec_problems):
+    stack["gpuPools"][1]["name"] = "ondemand"
+    stack["services"][0]["pools"] = ["ondemand"]
+    assert spec_problems(stack) == [("gpuPools.1.name", "duplicate gpuPool name 'ondemand'")]
+
+
+def test_duplicate_service_name_rejected(stack, spec_problems):
+    stack["services"].append(copy.deepcopy(stack["services"][0]))
+    assert spec_problems(stack) == [("services.1.name", "duplicate service name 'chat'")]
+
+
+def test_distinct_service_names_accepted(stack, spec_problems):
+    stack["services"].append(copy.deepcopy(stack["services"][0]))
+    stack["services"][1]["name"] = "chat-canary"
+    assert spec_problems(stack) == []
+
+
+def test_duplicate_availability_zone_rejected(stack, spec_problems):
+    stack["aws"]["availabilityZones"] = ["us-east-1a", "us-east-1b", "us-east-1a"]
+    assert spec_problems(stack) == [("aws.availabilityZones.2", "duplicate AZ 'us-east-1a'")]
+
+
+def test_duplicate_pool_in_a_service_rejected(stack, spec_problems):
+    stack["services"][0]["pools"] = ["spot", "ondemand", "spot"]
+    assert spec_problems(stack) == [("services.0.pools.2", "duplicate pool 'spot'")]
+
+
+# pools_exist
+
+
+def test_service_naming_a_pool_that_does_not_exist_rejected(stack, spec_problems):
+    stack["services"][0]["pools"] = ["spot", "h100"]
+    assert spec_problems(stack) == [("services.0.pools.1", "no GPU pool named 'h100'; pools: ondemand, spot")]
+
+
+def test_service_naming_existing_pools_accepted(stack, spec_problems):
+    stack["services"][0]["pools"] = ["ondemand"]
+    assert spec_problems(stack) == []
+
+
+# min_not_above_max
+
+
+def test_system_pool_min_above_max_rejected(stack, spec_problems):
+    stack["cluster"]["systemPool"]["minSize"] = 3
+    assert spec_problems(stack) == [("cluster.systemPool.minSize", "3 is above maxSize 2")]
+
+
+def test_gpu_pool_min_above_max_rejected(stack, spec_problems):
+    stack["gpuPools"][1]["minSize"] = 5
+    assert spec_problems(stack) == [("gpuPools.1.minSize", "5 is above maxSize 4")]
+
+
+def test_replicas_min_above_max_rejected(stack, spec_problems):
+    stack["services"][0]["replicas"] = {"min": 3, "max": 2}
+    assert spec_problems(stack) == [("services.0.replicas.min", "3 is above max 2")]
+
+
+def test_min_equal_to_max_accepted(stack, spec_problems):
+    stack["cluster"]["systemPool"]["minSize"] = 2
+    stack["gpuPools"][1]["minSize"] = 4
+    stack["services"][0]["replicas"] = {"min": 2, "max": 2}
+    assert spec_problems(stack) == []
+
+
+def test_default_system_pool_min_above_explicit_max_rejected(stack, spec_problems):
+    stack["cluster"]["systemPool"] = {"maxSize": 1}  # minSize defaults to 2
+    assert spec_problems(stack) == [("cluster.systemPool.minSize", "2 is above maxSize 1")]
+
+
+# warm_pools_on_single_type_on_demand
+
+
+def test_warm_pool_rejected_on_spot_pool(stack, spec_problems):
+    stack["gpuPools"][1]["warmPool"] = {"size": 1}
+    assert spec_problems(stack) == [
+        (
+            "gpuPools.1.warmPool",
+            "a warm pool needs capacityType onDemand: AWS refuses warm pools on groups with spot instances",
+        )
+    ]
+
+
+def test_warm_pool_rejected_with_several_instance_types(stack, spec_problems):
+    stack["gpuPools"][0]["instanceTypes"] = ["g6.xlarge", "g6.2xlarge"]
+    stack["gpuPools"][0]["warmPool"] = {"size": 1}
+    assert spec_problems(stack) == [
+        (
+            "gpuPools.0.warmPool",
+            "a warm pool needs exactly one instance type: AWS refuses warm pools with a mixed instances policy",
+        )
+    ]
+
+
+def test_warm_pool_larger_than_the_pool_can_grow_rejected(stack, spec_problems):
+    stack["gpuPools"][0]["warmPool"] = {"size": 3}  # minSize 1, maxSize 3
+    assert spec_problems(stack) == [
+        (
+            "gpuPools.0.warmPool.size",
+            "3 warm instances but the pool can only grow by 2 (maxSize 3 - minSize 1); the extra ones would never serve",
+        )
+    ]
+
+
+def test_warm_pool_on_a_pool_that_cannot_grow_rejected(stack, spec_problems):
+    stack["gpuPools"][0].update(minSize=3, maxSize=3, warmPool={"size": 1})
+    assert spec_problems(stack) == [
+        (
+            "gpuPools.0.warmPool.size",
+            "1 warm instances but the pool can only grow by 0 (maxSize 3 - minSize 3); the extra ones would never serve",
+        )
+    ]
+
+
+def test_warm_pool_on_single_type_on_demand_pool_within_headroom_accepted(stack, spec_problems):
+    stack["gpuPools"][0]["warmPool"] = {"size": 2, "state": "Hibernated", "reuseOnScaleIn": False}
+    assert spec_problems(stack) == []
+
+
+# vpc_cidr_fits_subnets
+
+
+@pytest.mark.parametrize(
+    ("cidr", "message"),
+    [
+        ("10.0.0.1/16", "not a valid IPv4 CIDR: 10.0.0.1/16 has host bits set"),
+        ("banana", "not a valid IPv4 CIDR: Expected 4 octets in 'banana'"),
+        ("300.0.0.0/16", "not a valid IPv4 CIDR: Octet 300 (> 255) not permitted in '300.0.0.0'"),
+        ("10.0.0.0/15", "AWS allows VPC CIDRs from /16 to /28, got /15"),
+        ("10.0.0.0/8", "AWS allows VPC CIDRs from /16 to /28, got /8"),
+        ("10.0.0.0/29", "AWS allows VPC CIDRs from /16 to /28, got /29"),
+    ],
+)
+def test_invalid_or_out_of_range_vpc_cidr_rejected(stack, spec_problems, cidr, message):
+    stack["network"]["vpcCidr"] = cidr
+    assert spec_problems(stack) == [("network.vpcCidr", message)]
+
+
+def test_vpc_cidr_too_small_for_the_az_count_rejected(stack, spec_problems):
+    stack["network"]["vpcCidr"] = "10.0.0.0/23"
+    assert spec_problems(stack) == [
+        (
+            "network.vpcCidr",
+            "/23 is too small for 2 AZs: private subnets would be /25 (need /24 or larger) "
+            "and public /26 (need /27 or larger); use /22 or larger",
+        )
+    ]
+
+
+def test_vpc_cidr_that_fits_two_azs_is_too_small_for_four(stack, spec_problems):
+    stack["network"]["vpcCidr"] = "10.0.0.0/22"
+    assert spec_problems(stack) == []
+    stack["aws"]["availabilityZones"] = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]
+    assert spec_problems(stack) == [
+        (
+            "network.vpcCidr",
+            "/22 is too small for 4 AZs: private subnets would be /25 (need /24 or larger) "
+            "and public /27 (need /27 or larger); use /21 or larger",
+        )
+    ]
+
+
+def test_default_vpc_cidr_accepted(stack, spec_problems):
+    del stack["network"]["vpcCidr"]
+    assert spec_problems(stack) == []
+
+
+# zones_in_region
+
+
+@pytest.mark.parametrize("zone", ["us-west-2a", "us-east-1", "us-east-1ab", "us-east-11", "eu-west-1a"])
+def test_availability_zone_outside_the_region_rejected(stack, spec_problems, zone):
+    stack["aws"]["availabilityZones"][1] = zone
+    assert spec_problems(stack) == [
+        ("aws.availabilityZones.1", f"{zone!r} is not an AZ of region us-east-1 (e.g. us-east-1a)")
+    ]
+
+
+def test_availability_zones_of_another_region_accepted_when_region_matches(stack, spec_problems):
+    stack["aws"] = {"region": "eu-west-1", "availabilityZones": ["eu-west-1a", "eu-west-1c"]}
+    assert spec_problems(stack) == []
+
+
+# public_access_cidrs_valid
+
+
+def test_invalid_public_access_cidr_rejected(stack, spec_problems):
+    stack["cluster"]["publicAccessCidrs"] = ["203.0.113.0/24", "203.0.113.7/24", "nope"]
+    assert spec_problems(stack) == [
+        ("cluster.publicAccessCidrs.1", "not a valid IPv4 CIDR: 203.0.113.7/24 has host bits set"),
+        ("cluster.publicAccessCidrs.2", "not a valid IPv4 CIDR: Expected 4 octets in 'nope'"),
+    ]
+
+
+def test_public_access_cidrs_with_private_endpoint_rejected(stack, spec_problems):
+    stack["cluster"]["endpointAccess"] = "private"
+    stack["cluster"]["publicAccessCidrs"] = ["203.0.113.0/24"]
+    assert spec_problems(stack) == [("cluster.publicAccessCidrs", "has no effect with endpointAccess private")]
+
+
+@pytest.mark.parametrize("access", ["public", "publicAndPrivate"])
+def test_valid_public_access_cidrs_with_public_endpoint_accepted(stack, spec_problems, access):
+    stack["cluster"]["endpointAccess"] = access
+    stack["cluster"]["publicAccessCidrs"] = ["203.0.113.0/24", "198.51.100.10/32"]
+    assert spec_problems(stack) == []
+
+
+def test_private_endpoint_without_public_cidrs_accepted(stack, spec_problems):
+    stack["cluster"]["endpointAccess"] = "private"
+    assert spec_problems(stack) == []
+
+
+# workload_fits_max_model_len
+
+
+def test_workload_longer_than_max_model_len_rejected(stack, spec_problems):
+    stack["services"][0]["workload"]["inputTokens"] = 8000  # + 256 output = 8256 > 8192
+    assert spec_problems(stack) == [
+        (
+            "services.0.workload",
+            "inputTokens + outputTokens = 8256 exceeds maxModelLen 8192; such requests would be refused",
+        )
+    ]
+
+
+def test_workload_exactly_max_model_len_accepted(stack, spec_problems):
+    stack["services"][0]["workload"]["inputTokens"] = 7936  # + 256 = 8192
+    assert spec_problems(stack) == []
+
+
+def test_workload_without_max_model_len_is_not_checked_by_the_spec(stack, spec_problems):
+    del stack["services"][0]["maxModelLen"]
+    stack["services"][0]["workload"]["inputTokens"] = 1_000_000
+    assert spec_problems(stack) == []
+
+
+# availability_needs_replicas
+
+
+def test_availability_slo_with_zero_min_replicas_rejected(stack, spec_problems):
+    stack["services"][0]["slo"]["availability"] = 0.999
+    stack["services"][0]["replicas"]["min"] = 0
+    assert spec_problems(stack) == [
+        ("services.0.replicas.min", "a service with an availability SLO cannot scale to zero; set min to 1 or more")
+    ]
+
+
+def test_availability_slo_with_one_min_replica_accepted(stack, spec_problems):
+    stack["services"][0]["slo"]["availability"] = 0.999
+    assert spec_problems(stack) == []
+
+
+def test_scale_to_zero_without_availability_slo_accepted(stack, spec_problems):
+    stack["services"][0]["replicas"]["min"] = 0
+    assert spec_problems(stack) == []
+
+
+# tag_keys_valid
+
+
+def test_tag_keys_differing_only_by_case_rejected(stack, spec_problems):
+    stack["tags"] = {"Owner": "a", "owner": "b", "team": "c"}
+    assert spec_problems(stack) == [
+        ("tags.Owner", "tag keys must differ by more than letter case"),
+        ("tags.owner", "tag keys must differ by more than letter case"),
+    ]
+
+
+@pytest.mark.parametrize("key", ["aws:createdBy", "AWS:team", "Aws:x"])
+def test_tag_key_with_reserved_aws_prefix_rejected(stack, spec_problems, key):
+    stack["tags"] = {key: "x"}
+    assert spec_problems(stack) == [(f"tags.{key}", "the aws: prefix is reserved for AWS")]
+
+
+def test_tag_keys_distinct_and_unreserved_accepted(stack, spec_problems):
+    stack["tags"] = {"awsAccount": "1", "owner": "a", "team:ml": "b"}
+    assert spec_problems(stack) == []
+
+
+# all rules together
+
+
+def test_problems_of_several_rules_are_reported_together(stack, spec_problems):
+    stack["tags"] = {"aws:x": "1"}
+    stack["gpuPools"][1]["warmPool"] = {"size": 1}
+    stack["services"][0]["replicas"] = {"min": 3, "max": 2}
+    assert sorted(spec_problems(stack)) == [
+        ("gpuPools.1.warmPool", "a warm pool needs capacityType onDemand: AWS refuses warm pools on groups with spot instances"),
+        ("services.0.replicas.min", "3 is above max 2"),
+        ("tags.aws:x", "the aws: prefix is reserved for AWS"),
+    ]
