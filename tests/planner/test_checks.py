@@ -1,0 +1,146 @@
+"""Rules that need the catalog, through `load_stack` on real catalog data."""
+
+import copy
+
+import pytest
+import yaml
+
+from components.catalog import load_catalog
+from components.planner import plan_stack
+from components.spec import StackError
+from components.stack import load_stack
+from tests.spec.conftest import VALID_STACK
+
+
+@pytest.fixture
+def stack():
+    return copy.deepcopy(VALID_STACK)
+
+
+def problems(tmp_path, data) -> list[str]:
+    path = tmp_path / f"{data['environment']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        load_stack(path)
+    except StackError as error:
+        return [f"{'.'.join(map(str, p.path))}: {p.message}" for p in error.problems]
+    return []
+
+
+def test_valid_stack_passes(tmp_path, stack):
+    assert problems(tmp_path, stack) == []
+
+
+def test_unknown_instance_type_lists_the_family(tmp_path, stack):
+    stack["gpuPools"][0]["instanceTypes"] = ["g6.huge"]
+    (problem,) = problems(tmp_path, stack)
+    assert problem.startswith("gpuPools.0.instanceTypes.0: unknown instance type 'g6.huge'; known g6 sizes: g6.12xlarge")
+
+
+def test_cpu_instance_type_rejected_in_a_gpu_pool(tmp_path, stack):
+    stack["gpuPools"][0]["instanceTypes"] = ["m7i.xlarge"]
+    assert problems(tmp_path, stack) == ["gpuPools.0.instanceTypes.0: m7i.xlarge has no GPU"]
+
+
+def test_pool_types_must_share_a_gpu_count(tmp_path, stack):
+    stack["gpuPools"][1]["instanceTypes"] = ["g6.xlarge", "g6.12xlarge"]
+    (problem,) = problems(tmp_path, stack)
+    assert problem.startswith("gpuPools.1.instanceTypes.1: g6.12xlarge has 4 GPUs but g6.xlarge has 1")
+
+
+def test_capacity_block_only_type_rejected_in_an_auto_scaling_pool(tmp_path, stack):
+    stack["gpuPools"][0]["instanceTypes"] = ["p5e.48xlarge"]
+    (problem,) = problems(tmp_path, stack)
+    assert problem.startswith("gpuPools.0.instanceTypes.0: p5e.48xlarge is not sold as onDemand capacity")
+
+
+def test_unknown_system_pool_type(tmp_path, stack):
+    stack["cluster"]["systemPool"]["instanceTypes"] = ["m99.large"]
+    assert problems(tmp_path, stack) == ["cluster.systemPool.instanceTypes.0: unknown instance type 'm99.large'"]
+
+
+def test_unknown_model_asks_for_an_architecture(tmp_path, stack):
+    stack["services"][0]["model"]["name"] = "acme/secret-model"
+    (problem,) = problems(tmp_path, stack)
+    assert problem.startswith("services.0.model.name: 'acme/secret-model' is not in the catalog; give model.architecture")
+
+
+def test_unknown_catalog_architecture_id(tmp_path, stack):
+    stack["services"][0]["model"]["architecture"] = "llama-9"
+    (problem,) = problems(tmp_path, stack)
+    assert problem.startswith("services.0.model.architecture: unknown catalog model 'llama-9'; known: bge-large")
+
+
+def test_catalog_id_names_the_architecture_of_a_renamed_model(tmp_path, stack):
+    stack["services"][0]["model"].update(name="acme/llama-8b-finetune", architecture="llama-3.1-8b")
+    assert problems(tmp_path, stack) == []
+
+
+def test_inline_architecture_validates_and_plans(tmp_path, stack):
+    stack["services"][0]["model"].update(
+        name="acme/custom-3b",
+        architecture={"parameters": 3_000_000_000, "layers": 28, "hiddenSize": 3072, "intermediateSize": 8192,
+                      "attentionHeads": 24, "kvHeads": 8, "headDim": 128, "vocabSize": 128256, "contextLength": 32768},
+    )
+    assert problems(tmp_path, stack) == []
+    plan = plan_stack(load_stack(tmp_path / "dev.yaml").spec, load_catalog())
+    assert plan.services[0].weights_gib == pytest.approx(6e9 / 2**30)
+
+
+def test_max_model_len_above_the_context_length(tmp_path, stack):
+    stack["services"][0]["maxModelLen"] = 200_000
+    assert problems(tmp_path, stack) == ["services.0.maxModelLen: 200000 exceeds the model's context length 131072"]
+
+
+def test_tensor_parallel_must_divide_the_heads_and_the_node(tmp_path, stack):
+    stack["gpuPools"][1]["instanceTypes"] = ["g6.12xlarge"]
+    stack["services"][0]["tensorParallelSize"] = 3
+    (problem,) = problems(tmp_path, stack)
+    assert problem.startswith("services.0.tensorParallelSize: on pool spot (g6.12xlarge): tensor parallel 3 must divide")
+    assert "allowed: [1, 2, 4]" in problem
+
+
+def test_pipeline_parallel_beyond_the_pool_size(tmp_path, stack):
+    stack["services"][0]["pipelineParallelSize"] = 4
+    (problem,) = problems(tmp_path, stack)
+    assert problem == (
+        "services.0.pipelineParallelSize: on pool ondemand (g6.xlarge): pipeline parallel 4 needs 4 nodes "
+        "but the pool's maxSize is 3"
+    )
+
+
+def test_weights_that_do_not_fit_are_rejected_with_the_numbers(tmp_path, stack):
+    stack["services"][0]["model"]["name"] = "meta-llama/Llama-3.1-70B-Instruct"
+    stack["gpuPools"][1]["maxSize"] = 1
+    stack["gpuPools"][0]["maxSize"] = 1
+    found = problems(tmp_path, stack)
+    assert found[0].startswith("services.0.pools.0: meta-llama/Llama-3.1-70B-Instruct does not fit on g6.xlarge: 131.4 GiB")
+    assert "not enough room for the weights" in found[0]
+
+
+def test_full_length_sequence_must_fit_the_kv_cache(tmp_path, stack):
+    # 8B bf16 on one L4: about 4 GiB of KV cache, but 131,072 tokens need 16 GiB (one node: no PP to spread it)
+    del stack["services"][0]["maxModelLen"]
+    stack["gpuPools"][1]["maxSize"] = 1
+    found = problems(tmp_path, stack)
+    assert found[0].startswith("services.0.pools.0: meta-llama/Llama-3.1-8B-Instruct does not fit on g6.xlarge")
+    assert "16.0 GiB KV cache for one 131072-token sequence" in found[0]
+    assert "not enough room for one 131072-token sequence of KV cache" in found[0]
+
+
+def test_lower_memory_utilisation_in_engine_args_counts(tmp_path, stack):
+    stack["services"][0]["engineArgs"] = {"gpu-memory-utilization": 0.7}
+    stack["gpuPools"][1]["maxSize"] = 1
+    assert any("does not fit on g6.xlarge" in p and "gpu-memory-utilization 0.7" in p for p in problems(tmp_path, stack))
+
+
+def test_pools_of_different_shapes_get_their_own_parallelism(tmp_path, stack):
+    stack["services"][0]["model"]["name"] = "Qwen/Qwen2.5-32B-Instruct"
+    stack["gpuPools"][0]["instanceTypes"] = ["g6e.12xlarge"]
+    stack["gpuPools"][1]["instanceTypes"] = ["p4de.24xlarge"]
+    assert problems(tmp_path, stack) == []
+    plan = plan_stack(load_stack(tmp_path / "dev.yaml").spec, load_catalog())
+    by_pool = {entry.pool: entry for entry in plan.services}
+    assert by_pool["ondemand"].instance_type == "g6e.12xlarge" and by_pool["spot"].instance_type == "p4de.24xlarge"
+    assert by_pool["ondemand"].tensor_parallel_size > by_pool["spot"].tensor_parallel_size
+    assert by_pool["ondemand"].max_output_tokens_per_second_per_replica != by_pool["spot"].max_output_tokens_per_second_per_replica
