@@ -234,6 +234,13 @@ class ServiceSpec(SpecModel):
         default_factory=dict, description="Extra engine arguments: vLLM flag names without the leading dashes (enable-prefix-caching: true). User values win over planned ones. Default {}."
     )
 
+    def engine_arg(self, flag: str) -> EngineArgValue | None:
+        """The value of a vLLM flag (`gpu-memory-utilization`) in `engineArgs`, spelt with dashes or underscores."""
+        for key, value in self.engine_args.items():
+            if key.replace("_", "-") == flag:
+                return value
+        return None
+
 
 class StackSpec(SpecModel):
     """One environment: its AWS network and cluster, GPU pools and the models served on them."""

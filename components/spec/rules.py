@@ -126,6 +126,46 @@ def tag_keys_valid(spec: StackSpec) -> Iterator[Problem]:
             yield Problem(("tags", key), "the aws: prefix is reserved for AWS")
 
 
+SPEC_FIELDS_NOT_ENGINE_ARGS = {
+    "tensor-parallel-size": "tensorParallelSize",
+    "pipeline-parallel-size": "pipelineParallelSize",
+    "max-model-len": "maxModelLen",
+    "model": "model.name",
+    "served-model-name": "model.name",
+    "dtype": "model.dtype",
+    "revision": "model.revision",
+}
+"""Flags the spec owns: the plan and the manifests read the spec field, so engineArgs may not fight it."""
+
+
+def _fraction(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+PLANNED_ENGINE_ARGS = {
+    "gpu-memory-utilization": (_fraction, "a number in (0, 1]"),
+    "max-num-seqs": (_positive_int, "a positive integer"),
+    "max-num-batched-tokens": (_positive_int, "a positive integer"),
+    "kv-cache-dtype": (lambda v: v in ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"), "auto, fp8, fp8_e4m3 or fp8_e5m2"),
+}
+"""Engine flags the planner reads; the rest are checked against vLLM's own parser by the serving manifests."""
+
+
+def engine_args_consistent(spec: StackSpec) -> Iterator[Problem]:
+    for i, service in enumerate(spec.services):
+        for key, value in service.engine_args.items():
+            flag = key.replace("_", "-")
+            path = ("services", i, "engineArgs", key)
+            if flag in SPEC_FIELDS_NOT_ENGINE_ARGS:
+                yield Problem(path, f"set services.{i}.{SPEC_FIELDS_NOT_ENGINE_ARGS[flag]} instead: the spec owns it")
+            elif flag in PLANNED_ENGINE_ARGS and not PLANNED_ENGINE_ARGS[flag][0](value):
+                yield Problem(path, f"should be {PLANNED_ENGINE_ARGS[flag][1]} (got {value!r})")
+
+
 SPEC_RULES: tuple[Rule, ...] = (
     unique_names,
     pools_exist,
@@ -137,6 +177,7 @@ SPEC_RULES: tuple[Rule, ...] = (
     workload_fits_max_model_len,
     availability_needs_replicas,
     tag_keys_valid,
+    engine_args_consistent,
 )
 
 

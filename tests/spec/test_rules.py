@@ -25,6 +25,7 @@ def test_every_rule_is_registered_and_covered_here():
         "workload_fits_max_model_len",
         "availability_needs_replicas",
         "tag_keys_valid",
+        "engine_args_consistent",
     ]
 
 
@@ -326,3 +327,30 @@ def test_problems_of_several_rules_are_reported_together(stack, spec_problems):
         ("services.0.replicas.min", "3 is above max 2"),
         ("tags.aws:x", "the aws: prefix is reserved for AWS"),
     ]
+
+
+# engine_args_consistent
+
+
+def test_engine_args_may_not_set_what_the_spec_owns(stack, spec_problems):
+    stack["services"][0]["engineArgs"] = {"tensor-parallel-size": 2, "max_model_len": 4096}
+    assert spec_problems(stack) == [
+        ("services.0.engineArgs.tensor-parallel-size", "set services.0.tensorParallelSize instead: the spec owns it"),
+        ("services.0.engineArgs.max_model_len", "set services.0.maxModelLen instead: the spec owns it"),
+    ]
+
+
+def test_engine_args_the_planner_reads_must_have_usable_values(stack, spec_problems):
+    stack["services"][0]["engineArgs"] = {"gpu-memory-utilization": 1.5, "max-num-seqs": "many",
+                                          "kv-cache-dtype": "int3"}
+    assert spec_problems(stack) == [
+        ("services.0.engineArgs.gpu-memory-utilization", "should be a number in (0, 1] (got 1.5)"),
+        ("services.0.engineArgs.max-num-seqs", "should be a positive integer (got 'many')"),
+        ("services.0.engineArgs.kv-cache-dtype", "should be auto, fp8, fp8_e4m3 or fp8_e5m2 (got 'int3')"),
+    ]
+
+
+def test_other_engine_args_and_valid_planner_values_pass(stack, spec_problems):
+    stack["services"][0]["engineArgs"] = {"gpu_memory_utilization": 0.85, "max-num-seqs": 128,
+                                          "kv-cache-dtype": "fp8", "enable-prefix-caching": True}
+    assert spec_problems(stack) == []
