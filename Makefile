@@ -29,6 +29,7 @@ schema: venv
 
 docs: venv
 	$(BIN)/python -m components.spec.reference > docs/stack-spec.md
+	$(BIN)/python -m components.planner.calibration > docs/calibration.md
 
 test: venv
 	$(BIN)/python -m pytest -q

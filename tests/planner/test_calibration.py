@@ -6,7 +6,9 @@ import pytest
 
 from components.catalog import load_catalog
 from components.catalog.measurements import load_measurements
-from components.planner.calibration import WITHIN, calibration_report, fit_efficiency, replay
+from pathlib import Path
+
+from components.planner.calibration import WITHIN, calibration_page, calibration_report, fit_efficiency, replay
 from components.planner.constants import CALIBRATED
 
 
@@ -47,3 +49,8 @@ def test_roofline_bound_is_never_below_a_measurement(catalog, measurements):
 def test_calibrated_efficiencies_are_what_the_fit_chooses(catalog, measurements):
     fitted = fit_efficiency(measurements, catalog)
     assert dataclasses.asdict(fitted) == dataclasses.asdict(CALIBRATED)
+
+
+def test_checked_in_calibration_page_is_current(catalog, measurements):
+    page = Path(__file__).resolve().parents[2] / "docs" / "calibration.md"
+    assert page.read_text() == calibration_page(catalog, measurements), "run `make docs`"
