@@ -102,7 +102,7 @@ def fit_efficiency(measurements: tuple[Measurement, ...], catalog: Catalog) -> E
     best: tuple[tuple[int, float, float], Efficiency] | None = None
     names = list(FIT_GRID)
     for values in itertools.product(*FIT_GRID.values()):
-        candidate = replace(CALIBRATED, **dict(zip(names, values)))
+        candidate = replace(CALIBRATED, **dict(zip(names, values, strict=False)))
         replays = [replay(m, catalog, candidate) for m in measurements]
         within = sum(abs(r.error) <= WITHIN for r in replays)
         errors = [abs(math.log1p(r.error)) for r in replays]

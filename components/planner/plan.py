@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from components.catalog import Catalog
+from components.catalog import Catalog, InstanceType
 from components.planner import constants as c
 from components.planner.cost import fixed_usd_per_hour, pool_usd_per_hour, system_pool_usd_per_hour
 from components.planner.parallelism import ServiceOnPool, choose_replica
@@ -143,60 +143,80 @@ def _nodes(replicas: int, gpus_per_replica: int, gpus_per_node: int) -> float:
     return replicas * gpus_per_replica / gpus_per_node
 
 
+FLOOR_ROLES = ("floor", "floorAndBurst")
+
+
+def _plan_service(
+    service: ServiceSpec, pools: dict[str, GpuPoolSpec], catalog: Catalog
+) -> tuple[list[ServicePoolPlan], dict[str, float], dict[str, float]]:
+    """The service's entry per pool, and the nodes it needs on each pool at peak and at its floor."""
+    architecture = catalog.architecture_for(service.model)
+    assert architecture is not None, "validated stacks name known models"
+    roles = _roles(service, pools)
+    replicas, sizing = {}, {}
+    for name in service.pools:
+        target = ServiceOnPool(service, architecture, _template(pools[name], catalog), pools[name].max_size)
+        replica = choose_replica(target, catalog, lambda r: serves_slo_alone(service, r))
+        assert replica is not None, "validated stacks fit every pool they name"
+        replicas[name], sizing[name] = replica, size_replica(service, replica)
+    placed, service_reasons = _place(service, roles, sizing)
+    entries, at_peak, at_floor = [], {}, {}
+    for name in service.pools:
+        replica, size, role = replicas[name], sizing[name], roles[name]
+        gpus_per_node = _template(pools[name], catalog).gpu_count
+        floor = service.replicas.min if role in FLOOR_ROLES else 0
+        at_peak[name] = _nodes(placed[name], replica.gpus, gpus_per_node)
+        at_floor[name] = _nodes(floor, replica.gpus, gpus_per_node)
+        used = placed[name] > 0 or role != "fallback"
+        entries.append(
+            ServicePoolPlan(
+                name=service.name,
+                pool=name,
+                engine=service.engine,
+                role=role,
+                instance_type=pools[name].instance_types[0],
+                capacity_type=pools[name].capacity_type,
+                gpus_per_replica=replica.gpus,
+                nodes_per_replica=math.ceil(replica.gpus / gpus_per_node),
+                tensor_parallel_size=replica.tensor_parallel,
+                pipeline_parallel_size=replica.pipeline_parallel,
+                weights_gib=replica.weight_bytes / c.GIB,
+                kv_cache_tokens_per_replica=size.kv_cache_tokens,
+                max_concurrent_sequences=size.max_concurrent_sequences,
+                planned_concurrency=size.planned_concurrency,
+                max_output_tokens_per_second_per_replica=size.max_output_tokens_per_second,
+                requests_per_second_per_replica=size.requests_per_second,
+                ttft_ms=_ms(size.ttft_s),
+                itl_ms=_ms(size.itl_s),
+                replicas_min=floor,
+                replicas_needed=placed[name],
+                slo_feasible=size.slo_met and not (used and service_reasons),
+                reasons=size.reasons or (service_reasons if used else []),
+            )
+        )
+    return entries, at_peak, at_floor
+
+
+def _template(pool: GpuPoolSpec, catalog: Catalog) -> InstanceType:
+    """The instance type a pool is planned and priced on: its first (the autoscaler's node template)."""
+    return catalog.instance_types[pool.instance_types[0]]
+
+
 def plan_stack(spec: StackSpec, catalog: Catalog) -> StackPlan:
     pools = {pool.name: pool for pool in spec.gpu_pools}
     entries: list[ServicePoolPlan] = []
-    nodes_needed: dict[str, float] = dict.fromkeys(pools, 0.0)
+    nodes_at_peak: dict[str, float] = dict.fromkeys(pools, 0.0)
     nodes_at_floor: dict[str, float] = dict.fromkeys(pools, 0.0)
     for service in spec.services:
-        architecture = catalog.architecture_for(service.model)
-        assert architecture is not None, "validated stacks name known models"
-        roles = _roles(service, pools)
-        replicas, sizing = {}, {}
-        for name in service.pools:
-            pool = pools[name]
-            target = ServiceOnPool(service, architecture, catalog.instance_types[pool.instance_types[0]], pool.max_size)
-            replica = choose_replica(target, catalog, lambda r: serves_slo_alone(service, r))
-            assert replica is not None, "validated stacks fit every pool they name"
-            replicas[name], sizing[name] = replica, size_replica(service, replica)
-        placed, service_reasons = _place(service, roles, sizing)
-        for name in service.pools:
-            replica, size, pool = replicas[name], sizing[name], pools[name]
-            nodes_per_replica = math.ceil(replica.gpus / catalog.instance_types[pool.instance_types[0]].gpu_count)
-            gpus_per_node = catalog.instance_types[pool.instance_types[0]].gpu_count
-            nodes_needed[name] += _nodes(placed[name], replica.gpus, gpus_per_node)
-            if roles[name] in ("floor", "floorAndBurst"):
-                nodes_at_floor[name] += _nodes(service.replicas.min, replica.gpus, gpus_per_node)
-            used = placed[name] > 0 or roles[name] != "fallback"
-            entries.append(
-                ServicePoolPlan(
-                    name=service.name,
-                    pool=name,
-                    engine=service.engine,
-                    role=roles[name],
-                    instance_type=pool.instance_types[0],
-                    capacity_type=pool.capacity_type,
-                    gpus_per_replica=replica.gpus,
-                    nodes_per_replica=nodes_per_replica,
-                    tensor_parallel_size=replica.tensor_parallel,
-                    pipeline_parallel_size=replica.pipeline_parallel,
-                    weights_gib=replica.weight_bytes / c.GIB,
-                    kv_cache_tokens_per_replica=size.kv_cache_tokens,
-                    max_concurrent_sequences=size.max_concurrent_sequences,
-                    planned_concurrency=size.planned_concurrency,
-                    max_output_tokens_per_second_per_replica=size.max_output_tokens_per_second,
-                    requests_per_second_per_replica=size.requests_per_second,
-                    ttft_ms=_ms(size.ttft_s),
-                    itl_ms=_ms(size.itl_s),
-                    replicas_min=service.replicas.min if roles[name] in ("floor", "floorAndBurst") else 0,
-                    replicas_needed=placed[name],
-                    slo_feasible=size.slo_met and not (used and service_reasons),
-                    reasons=size.reasons or (service_reasons if used else []),
-                )
-            )
-    pool_plans = _pool_plans(spec, catalog, nodes_at_floor, nodes_needed)
+        service_entries, at_peak, at_floor = _plan_service(service, pools, catalog)
+        entries += service_entries
+        for name in at_peak:
+            nodes_at_peak[name] += at_peak[name]
+            nodes_at_floor[name] += at_floor[name]
+    pool_plans = _pool_plans(spec, catalog, nodes_at_floor, nodes_at_peak)
+    by_name = {pool.name: pool for pool in pool_plans}
     for entry in entries:
-        pool_plan = next(p for p in pool_plans if p.name == entry.pool)
+        pool_plan = by_name[entry.pool]
         if entry.replicas_needed and pool_plan.nodes_at_peak > pool_plan.max_size:
             entry.slo_feasible = False
             entry.reasons.append(
@@ -226,7 +246,7 @@ def _pool_plans(
                 name=pool.name,
                 instance_type=pool.instance_types[0],
                 capacity_type=pool.capacity_type,
-                gpus_per_node=catalog.instance_types[pool.instance_types[0]].gpu_count,
+                gpus_per_node=_template(pool, catalog).gpu_count,
                 min_size=pool.min_size,
                 max_size=pool.max_size,
                 nodes_at_min_replicas=at_floor,

@@ -21,7 +21,7 @@ def unique_names(spec: StackSpec) -> Iterator[Problem]:
         ("gpuPools", [pool.name for pool in spec.gpu_pools]),
         ("services", [service.name for service in spec.services]),
     ):
-        yield from _duplicates(items, lambda index: (collection, index, "name"), f"{collection[:-1]} name")
+        yield from _duplicates(items, lambda index, collection=collection: (collection, index, "name"), f"{collection[:-1]} name")
     yield from _duplicates(spec.aws.availability_zones, lambda index: ("aws", "availabilityZones", index), "AZ")
     for s, service in enumerate(spec.services):
         yield from _duplicates(service.pools, lambda index, s=s: ("services", s, "pools", index), "pool")
