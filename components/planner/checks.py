@@ -47,6 +47,12 @@ def _instance_types_known(spec: StackSpec, catalog: Catalog) -> Iterator[Problem
                 )
             else:
                 gpu_counts.add(instance.gpu_count)
+        if gpu_counts and pool.headroom_gpus > pool.max_size * min(gpu_counts):
+            yield Problem(
+                ("gpuPools", p, "headroomGpus"),
+                f"{pool.headroom_gpus} GPUs of headroom but the pool holds at most "
+                f"{pool.max_size * min(gpu_counts)} (maxSize {pool.max_size} x {min(gpu_counts)} GPUs)",
+            )
 
 
 def _unknown_instance(name: str, catalog: Catalog) -> str:

@@ -71,6 +71,10 @@ class NetworkSpec(SpecModel):
         default="perAz",
         description="One NAT gateway for the VPC (cheaper, for dev) or one per AZ (default, survives an AZ outage).",
     )
+    flow_logs: bool | None = Field(
+        default=None,
+        description="VPC flow logs to CloudWatch Logs. Default: on in the prod environment, off elsewhere.",
+    )
 
 
 class SystemPoolSpec(SpecModel):
@@ -99,6 +103,16 @@ class ClusterSpec(SpecModel):
     system_pool: SystemPoolSpec = Field(
         default_factory=SystemPoolSpec, description="Node group for add-ons. Defaults: see SystemPoolSpec."
     )
+    gpu_ami_family: Literal["al2023-nvidia", "bottlerocket-nvidia"] = Field(
+        default="al2023-nvidia",
+        description="EKS-optimized GPU AMI of the GPU pools. Default al2023-nvidia (needed for warm pools).",
+    )
+    gpu_ami_id: str | None = Field(
+        default=None,
+        pattern=r"^ami-[0-9a-f]{8,17}$",
+        description="The GPU AMI, pinned. Default: the recommended AMI for kubernetesVersion, resolved once at "
+        "the first deploy and kept (copy it here from the stack outputs to pin it in the spec).",
+    )
 
 
 class WarmPoolSpec(SpecModel):
@@ -120,6 +134,12 @@ class GpuPoolSpec(SpecModel):
     max_size: int = Field(ge=1, description="Maximum instances.")
     warm_pool: WarmPoolSpec | None = Field(
         default=None, description="EC2 Auto Scaling warm pool; onDemand pools with one instance type only."
+    )
+    headroom_gpus: int = Field(
+        default=0,
+        ge=0,
+        description="GPUs kept free on joined nodes by low-priority placeholder pods, so a new replica "
+        "starts at once while the autoscaler replaces the headroom. Default 0.",
     )
     root_volume_gib: int = Field(
         default=200,

@@ -72,6 +72,15 @@ def warm_pools_on_single_type_on_demand(spec: StackSpec) -> Iterator[Problem]:
             )
 
 
+def warm_pools_need_al2023(spec: StackSpec) -> Iterator[Problem]:
+    """The warm-pool user data defers nodeadm's join; Bottlerocket joins from its settings at boot."""
+    if spec.cluster.gpu_ami_family == "al2023-nvidia":
+        return
+    for i, pool in enumerate(spec.gpu_pools):
+        if pool.warm_pool is not None:
+            yield Problem(("gpuPools", i, "warmPool"), "warm pools need cluster.gpuAmiFamily al2023-nvidia")
+
+
 def vpc_cidr_fits_subnets(spec: StackSpec) -> Iterator[Problem]:
     try:
         plan_subnets(spec.network.vpc_cidr, len(spec.aws.availability_zones))
@@ -171,6 +180,7 @@ SPEC_RULES: tuple[Rule, ...] = (
     pools_exist,
     min_not_above_max,
     warm_pools_on_single_type_on_demand,
+    warm_pools_need_al2023,
     vpc_cidr_fits_subnets,
     zones_in_region,
     public_access_cidrs_valid,

@@ -144,3 +144,9 @@ def test_pools_of_different_shapes_get_their_own_parallelism(tmp_path, stack):
     assert by_pool["ondemand"].instance_type == "g6e.12xlarge" and by_pool["spot"].instance_type == "p4de.24xlarge"
     assert by_pool["ondemand"].tensor_parallel_size > by_pool["spot"].tensor_parallel_size
     assert by_pool["ondemand"].max_output_tokens_per_second_per_replica != by_pool["spot"].max_output_tokens_per_second_per_replica
+
+
+def test_headroom_cannot_exceed_the_pool(tmp_path, stack):
+    stack["gpuPools"][0]["headroomGpus"] = 4
+    assert problems(tmp_path, stack) == ["gpuPools.0.headroomGpus: 4 GPUs of headroom but the pool holds at most 3 "
+                                         "(maxSize 3 x 1 GPUs)"]

@@ -19,6 +19,7 @@ def test_every_rule_is_registered_and_covered_here():
         "pools_exist",
         "min_not_above_max",
         "warm_pools_on_single_type_on_demand",
+        "warm_pools_need_al2023",
         "vpc_cidr_fits_subnets",
         "zones_in_region",
         "public_access_cidrs_valid",
@@ -353,4 +354,18 @@ def test_engine_args_the_planner_reads_must_have_usable_values(stack, spec_probl
 def test_other_engine_args_and_valid_planner_values_pass(stack, spec_problems):
     stack["services"][0]["engineArgs"] = {"gpu_memory_utilization": 0.85, "max-num-seqs": 128,
                                           "kv-cache-dtype": "fp8", "enable-prefix-caching": True}
+    assert spec_problems(stack) == []
+
+
+# warm_pools_need_al2023
+
+
+def test_warm_pool_rejected_with_bottlerocket(stack, spec_problems):
+    stack["cluster"]["gpuAmiFamily"] = "bottlerocket-nvidia"
+    stack["gpuPools"][0]["warmPool"] = {"size": 1}
+    assert spec_problems(stack) == [("gpuPools.0.warmPool", "warm pools need cluster.gpuAmiFamily al2023-nvidia")]
+
+
+def test_warm_pool_accepted_with_al2023(stack, spec_problems):
+    stack["gpuPools"][0]["warmPool"] = {"size": 1}
     assert spec_problems(stack) == []

@@ -1,0 +1,1 @@
+"""Pure functions from spec (and plan) to Kubernetes objects as plain dicts; no Pulumi import."""

@@ -1,0 +1,200 @@
+"""Pulumi's mock engine with plausible cloud outputs, recording every resource the program registers.
+
+`inferfleet render` and the infrastructure tests run the real program under these mocks: no CLI,
+no credentials. Outputs look like AWS's (IDs, ARNs, endpoints) so that inputs which depend on
+them are filled in rather than left unknown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+
+ACCOUNT = "123456789012"
+SECRET_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"
+MASK = "[secret]"
+
+
+@dataclass
+class RecordedResource:
+    """One registered resource as the engine saw it: what `resources.json` lists."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    provider: str
+    custom: bool
+    inputs: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "name": self.name,
+            "urn": self.urn,
+            "parent": self.parent or None,
+            "provider": self.provider or None,
+            "custom": self.custom,
+            "inputs": self.inputs,
+            "options": self.options,
+        }
+
+
+def _short_hash(*parts: str, length: int = 17) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _masked(value: Any) -> Any:
+    """Replace every secret value (Pulumi's signature-wrapped form) with a mask."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIGNATURE_KEY) == SECRET_SIGNATURE and "value" in value:
+            return MASK
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
+class CloudMocks(pulumi.runtime.Mocks):
+    """Plausible AWS and Kubernetes outputs for each resource and data-source call."""
+
+    def __init__(self, region: str):
+        self.region = region
+
+    def arn(self, service: str, resource: str, regional: bool = True) -> str:
+        region = self.region if regional else ""
+        return f"arn:aws:{service}:{region}:{ACCOUNT}:{resource}"
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        token = args.typ
+        name = args.name
+        inputs = dict(args.inputs)
+        suffix = _short_hash(token, name)
+        outputs: dict[str, Any] = dict(inputs)
+        resource_id = f"{name}-{suffix[:8]}"
+        kind = token.split(":")[-1]
+        prefixes = {
+            "Vpc": "vpc", "Subnet": "subnet", "InternetGateway": "igw", "NatGateway": "nat", "Eip": "eipalloc",
+            "RouteTable": "rtb", "SecurityGroup": "sg", "VpcEndpoint": "vpce", "LaunchTemplate": "lt",
+            "FlowLog": "fl",
+        }
+        if kind in prefixes:
+            resource_id = f"{prefixes[kind]}-{suffix}"
+        if kind == "Vpc":
+            outputs.setdefault("defaultSecurityGroupId", f"sg-{_short_hash(name, 'default')}")
+        if kind == "LaunchTemplate":
+            outputs["latestVersion"] = 1
+        if kind == "Role":
+            role_name = inputs.get("name") or f"{name}-{suffix[:7]}"
+            outputs.update(name=role_name, arn=self.arn("iam", f"role/{role_name}", regional=False))
+            resource_id = role_name
+        elif kind == "Policy" and token.startswith("aws:iam"):
+            outputs["arn"] = self.arn("iam", f"policy/{name}-{suffix[:7]}", regional=False)
+        elif kind == "Key":
+            resource_id = f"{suffix}-{_short_hash(name, 'key', length=8)}"
+            outputs["arn"] = self.arn("kms", f"key/{resource_id}")
+            outputs["keyId"] = resource_id
+        elif kind == "Cluster" and token.startswith("aws:eks"):
+            cluster_name = inputs.get("name") or name
+            resource_id = cluster_name
+            outputs.update(
+                name=cluster_name,
+                arn=self.arn("eks", f"cluster/{cluster_name}"),
+                endpoint=f"https://{suffix.upper()}.gr7.{self.region}.eks.amazonaws.com",
+                certificateAuthority={"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="},
+                identities=[{"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{suffix.upper()}"}]}],
+                status="ACTIVE",
+            )
+        elif kind == "Bucket" or kind == "BucketV2":
+            bucket = inputs.get("bucket") or f"{name}-{suffix[:8]}"
+            resource_id = bucket
+            outputs.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
+        elif kind == "Queue":
+            queue = inputs.get("name") or f"{name}-{suffix[:7]}"
+            outputs.update(
+                name=queue,
+                arn=self.arn("sqs", queue),
+                url=f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{queue}",
+            )
+            resource_id = outputs["url"]
+        elif kind == "Repository" and token.startswith("aws:ecr"):
+            repository = inputs.get("name") or name
+            outputs.update(
+                arn=self.arn("ecr", f"repository/{repository}"),
+                repositoryUrl=f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{repository}",
+            )
+        elif kind == "Group" and token.startswith("aws:autoscaling"):
+            group = inputs.get("name") or f"{name}-{suffix[:7]}"
+            resource_id = group
+            outputs.update(name=group, arn=self.arn("autoscaling", f"autoScalingGroup:{suffix}:autoScalingGroupName/{group}"))
+        elif kind == "OpenIdConnectProvider":
+            url = str(inputs.get("url", "")).removeprefix("https://")
+            outputs["arn"] = self.arn("iam", f"oidc-provider/{url}", regional=False)
+        elif kind == "NodeGroup":
+            outputs.setdefault("arn", self.arn("eks", f"nodegroup/{name}/{suffix}"))
+        outputs.setdefault("arn", self.arn(token.split(":")[1].split("/")[0], f"{kind.lower()}/{resource_id}"))
+        return resource_id, outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        token = args.token
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/render", "userId": "AIDAMOCK"}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region}
+        if token == "aws:ssm/getParameter:getParameter":
+            return {"name": args.args.get("name"), "value": f"ami-{_short_hash(str(args.args.get('name')))}",
+                    "type": "String"}
+        if token == "aws:iam/getPolicyDocument:getPolicyDocument":
+            return {"json": json.dumps(args.args, sort_keys=True)}
+        if token == "aws:eks/getAddonVersion:getAddonVersion":
+            return {"version": "v0.0.0-mock"}
+        return {}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, also keeping each registration's parent, provider and options."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request):  # noqa: N802 - the engine's gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+            self.recorded.append(
+                RecordedResource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    provider=request.provider,
+                    custom=bool(request.custom),
+                    inputs=_masked(raw),
+                    options={
+                        "protect": bool(request.protect),
+                        "dependsOn": list(request.dependencies),
+                        "deletedWith": request.deletedWith or None,
+                        "ignoreChanges": list(request.ignoreChanges),
+                        "aliases": [json_format.MessageToDict(alias) for alias in request.aliases],
+                    },
+                )
+            )
+        return response
+
+
+def install(project: str, stack: str, region: str) -> RecordingMonitor:
+    """Point the Pulumi runtime at recording mocks; returns the monitor holding the recorded resources."""
+    monitor = RecordingMonitor(CloudMocks(region))
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    return monitor
