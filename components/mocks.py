@@ -53,13 +53,16 @@ def _short_hash(*parts: str, length: int = 17) -> str:
 
 
 def _masked(value: Any) -> Any:
-    """Replace every secret value (Pulumi's signature-wrapped form) with a mask."""
+    """Replace every secret value (Pulumi's signature-wrapped form) with a mask, and give back the
+    integers that the engine's protobuf Struct carried as doubles."""
     if isinstance(value, dict):
         if value.get(SECRET_SIGNATURE_KEY) == SECRET_SIGNATURE and "value" in value:
             return MASK
         return {key: _masked(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_masked(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -140,6 +143,10 @@ class CloudMocks(pulumi.runtime.Mocks):
             outputs["arn"] = self.arn("iam", f"oidc-provider/{url}", regional=False)
         elif kind == "NodeGroup":
             outputs.setdefault("arn", self.arn("eks", f"nodegroup/{name}/{suffix}"))
+        elif kind == "Gateway" and token.startswith("kubernetes:"):
+            outputs["status"] = {"addresses": [{"type": "Hostname", "value": f"a{suffix}.elb.{self.region}.amazonaws.com"}]}
+        if token.startswith("kubernetes:"):
+            return resource_id, outputs
         outputs.setdefault("arn", self.arn(token.split(":")[1].split("/")[0], f"{kind.lower()}/{resource_id}"))
         return resource_id, outputs
 

@@ -1,0 +1,1 @@
+"""Pulumi wiring of the cluster's add-ons (pinned Helm charts) and of the objects from manifests/."""

@@ -1,0 +1,394 @@
+"""The cluster's add-ons: pinned Helm charts (versions in charts.yaml), their IRSA roles, and the GPU
+headroom placeholders.
+
+Helm resource per chart: a `helm.v4.Chart` (rendered client-side, every object a Pulumi resource that
+policies and `inferfleet render` can see) unless the chart needs Helm hooks to install, which
+`helm.v4.Chart` drops; those (`hooks: true` in charts.yaml: Envoy Gateway's certgen Job,
+kube-prometheus-stack's admission webhook certificate Jobs) are `helm.v3.Release`s, which run Helm
+itself.
+
+Every in-cluster resource is `deleted_with` the EKS cluster: deleting the cluster deletes them, and
+`pulumi destroy` does not wait on an API server that is already gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.aws.iam import IrsaRole, IrsaRoleArgs, PolicyStatement
+from components.kubernetes.charts import Chart, chart
+from components.manifests.autoscaler import (
+    SERVICE_ACCOUNT as AUTOSCALER_SERVICE_ACCOUNT,
+    SYSTEM_NODE_SELECTOR,
+    cluster_autoscaler_values,
+    priority_expander_priorities,
+)
+from components.manifests.gateway import gateway_objects
+from components.manifests.headroom import headroom_objects
+from components.manifests.scheduling import GPU_LABEL, pool_taints
+from components.spec.models import StackSpec
+
+CLUSTER_AUTOSCALER = "cluster-autoscaler"
+TERMINATION_HANDLER = "aws-node-termination-handler"
+DEVICE_PLUGIN = "nvidia-device-plugin"
+KUBERAY = "kuberay-operator"
+KEDA = "keda"
+GATEWAY = "envoy-gateway"
+PROMETHEUS_STACK = "kube-prometheus-stack"
+TERMINATION_HANDLER_SERVICE_ACCOUNT = "aws-node-termination-handler"
+TERMINATION_HANDLER_MANAGED_TAG = "aws-node-termination-handler/managed"
+"""The handler drains only instances carrying this tag key: the GPU pools' groups must propagate it at
+launch, so that interruption events for instances of other clusters in the account are left alone."""
+PRE_EXISTING_NAMESPACES = frozenset({"kube-system", "default"})
+
+
+def kubernetes_provider(
+    name: str, kubeconfig: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None
+) -> k8s.Provider:
+    """The cluster's Kubernetes provider, built by the program (components only inherit providers).
+
+    Server-side apply lets Pulumi share fields with controllers and apply CRDs too big for the
+    last-applied annotation; `delete_unreachable` drops in-cluster resources from the state when
+    the cluster is gone, instead of failing the destroy."""
+    return k8s.Provider(
+        name,
+        kubeconfig=kubeconfig,
+        enable_server_side_apply=True,
+        delete_unreachable=True,
+        opts=opts,
+    )
+
+
+def partition_of(region: str) -> str:
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws-cn" if region.startswith("cn-") else "aws"
+
+
+def autoscaling_group_arn(region: str, group_name: str) -> str:
+    """An Auto Scaling group's ARN by name, any account: the group's UUID is not known before it exists."""
+    return f"arn:{partition_of(region)}:autoscaling:{region}:*:autoScalingGroup:*:autoScalingGroupName/{group_name}"
+
+
+def autoscaler_statements(cluster_name: str, region: str) -> list[PolicyStatement]:
+    """Cluster Autoscaler may resize and shrink only groups tagged as this cluster's (the auto-discovery
+    tag, which EKS also puts on managed node groups), and read what it needs to simulate them."""
+    owned = {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}}
+    return [
+        PolicyStatement(
+            actions=["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+            resources=[autoscaling_group_arn(region, "*")],
+            conditions=owned,
+        ),
+        # Describe*/Get* calls of Auto Scaling and EC2 have no resource-level permissions: "*" is the
+        # only resource AWS accepts for them.
+        PolicyStatement(
+            actions=[
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeLaunchConfigurations",
+                "autoscaling:DescribeScalingActivities",
+                "autoscaling:DescribeTags",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplateVersions",
+                "ec2:GetInstanceTypesFromInstanceRequirements",
+            ],
+            resources=["*"],
+        ),
+        PolicyStatement(
+            actions=["eks:DescribeNodegroup"],
+            resources=[f"arn:{partition_of(region)}:eks:{region}:*:nodegroup/{cluster_name}/*/*"],
+        ),
+    ]
+
+
+def termination_handler_statements(
+    region: str, queue_arn: pulumi.Input[str], group_names: list[pulumi.Input[str]]
+) -> list[PolicyStatement]:
+    """Read and delete the interruption queue's messages, complete lifecycle actions of the GPU pools'
+    groups, and look up instances and tags."""
+    group_arns = pulumi.Output.all(*group_names).apply(
+        lambda names: [autoscaling_group_arn(region, group) for group in names]
+    )
+    return [
+        PolicyStatement(
+            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+            resources=pulumi.Output.from_input(queue_arn).apply(lambda arn: [arn]),
+        ),
+        PolicyStatement(actions=["autoscaling:CompleteLifecycleAction"], resources=group_arns),
+        # These Describe calls have no resource-level permissions: "*" is the only resource AWS accepts.
+        PolicyStatement(
+            actions=["ec2:DescribeInstances", "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeTags"],
+            resources=["*"],
+        ),
+    ]
+
+
+def termination_handler_values(region: str, queue_url: str, role_arn: str) -> dict[str, Any]:
+    """aws-node-termination-handler in queue mode: one Deployment on the system pool reading the SQS
+    queue that EventBridge fills (spot interruption warnings, rebalance recommendations, instance
+    state changes, lifecycle hooks)."""
+    return {
+        "enableSqsTerminationDraining": True,
+        "queueURL": queue_url,
+        "awsRegion": region,
+        "serviceAccount": {
+            "create": True,
+            "name": TERMINATION_HANDLER_SERVICE_ACCOUNT,
+            "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+        },
+        # In queue mode the EventBridge rules decide which events reach the handler, and it cordons and
+        # drains for all of them. These four flags configure the per-node IMDS DaemonSet, which queue
+        # mode does not run; off, so that nothing also polls instance metadata.
+        "enableSpotInterruptionDraining": False,
+        "enableRebalanceMonitoring": False,
+        "enableRebalanceDraining": False,
+        "enableScheduledEventDraining": False,
+        "checkTagBeforeDraining": True,
+        "managedTag": TERMINATION_HANDLER_MANAGED_TAG,
+        "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
+    }
+
+
+def device_plugin_tolerations(spec: StackSpec) -> list[dict[str, str]]:
+    """Tolerations of every taint any GPU pool carries (scheduling.pool_taints), each once, in order."""
+    tolerations: list[dict[str, str]] = []
+    for pool in spec.gpu_pools:
+        for taint in pool_taints(pool):
+            if taint.toleration() not in tolerations:
+                tolerations.append(taint.toleration())
+    return tolerations
+
+
+def device_plugin_values(spec: StackSpec) -> dict[str, Any]:
+    """The device plugin on GPU nodes only, tolerating the GPU and spot taints the pools carry."""
+    return {
+        "nodeSelector": {GPU_LABEL: "true"},
+        "tolerations": device_plugin_tolerations(spec),
+    }
+
+
+def prometheus_stack_values() -> dict[str, Any]:
+    """Only the Prometheus operator and its CRDs: Prometheus, Alertmanager, Grafana and exporters are
+    configured by the observability work, not here."""
+    return {
+        "crds": {"enabled": True},
+        "prometheusOperator": {"enabled": True},
+        "prometheus": {"enabled": False},
+        "alertmanager": {"enabled": False},
+        "grafana": {"enabled": False},
+        "kubeStateMetrics": {"enabled": False},
+        "nodeExporter": {"enabled": False},
+        "defaultRules": {"create": False},
+    }
+
+
+@dataclass
+class ClusterAddonsArgs:
+    spec: StackSpec
+    cluster_name: str
+    region: str
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+    asg_names: dict[str, pulumi.Input[str]]
+    """Auto Scaling group name per GPU pool name."""
+    gpus_per_node: dict[str, int]
+    """GPUs of one node per GPU pool name (the pool's first instance type)."""
+    interruption_queue_url: pulumi.Input[str]
+    interruption_queue_arn: pulumi.Input[str]
+    cluster_resource: pulumi.Resource
+    """The aws.eks.Cluster: every in-cluster resource is deleted with it."""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class GatewayResource(pulumi.CustomResource):
+    """A Gateway API Gateway with its `status` as an output (the generic CustomResource has none), so
+    the program can export the load balancer address Envoy Gateway reports."""
+
+    status: pulumi.Output[dict[str, Any]]
+
+    def __init__(self, name: str, gateway: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
+        api_version, kind = gateway["apiVersion"], gateway["kind"]
+        props = {"apiVersion": api_version, "kind": kind, "metadata": gateway["metadata"], "spec": gateway["spec"],
+                 "status": None}
+        super().__init__(f"kubernetes:{api_version}:{kind}", name, props, opts)
+
+
+def _gateway_address(status: dict[str, Any] | None) -> str:
+    """The load balancer address Envoy Gateway reports on the Gateway; empty until the load balancer
+    exists (the first `pulumi up` may finish before it does: `pulumi refresh` fills it in)."""
+    addresses = (status or {}).get("addresses") or []
+    return str(addresses[0].get("value", "")) if addresses else ""
+
+
+def _has_kubernetes_provider(opts: pulumi.ResourceOptions | None) -> bool:
+    providers = opts.providers if opts else None
+    if isinstance(providers, dict):
+        return "kubernetes" in providers
+    return any(getattr(provider, "package", None) == "kubernetes" for provider in providers or [])
+
+
+def _validate(args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None) -> list[dict[str, Any]]:
+    """Check the arguments; returns the headroom objects (their construction is itself a check)."""
+    spec = args.spec
+    if not args.cluster_name:
+        raise ValueError("ClusterAddonsArgs.cluster_name: required")
+    if args.region != spec.aws.region:
+        raise ValueError(f"ClusterAddonsArgs.region: {args.region!r} is not the spec's region {spec.aws.region!r}")
+    pools = {pool.name for pool in spec.gpu_pools}
+    if set(args.asg_names) != pools:
+        raise ValueError(
+            f"ClusterAddonsArgs.asg_names: needs exactly the GPU pools {sorted(pools)}, got {sorted(args.asg_names)}"
+        )
+    bad_counts = {pool: count for pool, count in args.gpus_per_node.items() if count < 1}
+    if bad_counts:
+        raise ValueError(f"ClusterAddonsArgs.gpus_per_node: counts must be positive, got {bad_counts}")
+    autoscaler = chart(CLUSTER_AUTOSCALER)
+    if autoscaler.app_version and not autoscaler.app_version.startswith(f"{spec.cluster.kubernetes_version}."):
+        raise ValueError(
+            f"ClusterAddonsArgs.spec: cluster.kubernetesVersion {spec.cluster.kubernetes_version} needs the "
+            f"Cluster Autoscaler of that minor version; charts.yaml pins {autoscaler.version} "
+            f"(CA {autoscaler.app_version})"
+        )
+    if not _has_kubernetes_provider(opts):
+        raise ValueError(
+            "ClusterAddons: pass the cluster's Kubernetes provider as opts.providers={'kubernetes': ...}; "
+            "without it the add-ons would go to whatever cluster the ambient kubeconfig names"
+        )
+    try:
+        return headroom_objects(spec, args.gpus_per_node)
+    except ValueError as error:
+        raise ValueError(f"ClusterAddonsArgs.gpus_per_node: {error}") from None
+
+
+class ClusterAddons(pulumi.ComponentResource):
+    """The add-ons every environment's cluster runs, on the Kubernetes provider the caller passes."""
+
+    releases: dict[str, pulumi.Resource]
+    """Helm chart or release per charts.yaml name (kube-prometheus-stack only when observability is on)."""
+    namespaces: dict[str, k8s.core.v1.Namespace]
+    headroom: k8s.yaml.v2.ConfigGroup | None
+    gateway: GatewayResource
+    gateway_hostname: pulumi.Output[str]
+    autoscaler_role_arn: pulumi.Output[str]
+    termination_handler_role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):
+        headroom = _validate(args, opts)
+        super().__init__("inferfleet:kubernetes:ClusterAddons", name, None, opts)
+        self._name = name
+        self._cluster = args.cluster_resource
+        spec = args.spec
+        pool_names = [pool.name for pool in spec.gpu_pools]
+        child = pulumi.ResourceOptions(parent=self)
+
+        autoscaler_role = IrsaRole(
+            f"{name}-cluster-autoscaler-irsa",
+            IrsaRoleArgs(
+                oidc_provider_arn=args.oidc_provider_arn,
+                oidc_issuer_url=args.oidc_issuer_url,
+                namespace=chart(CLUSTER_AUTOSCALER).namespace,
+                service_account=AUTOSCALER_SERVICE_ACCOUNT,
+                statements=autoscaler_statements(args.cluster_name, args.region),
+                tags=args.tags,
+            ),
+            opts=child,
+        )
+        handler_role = IrsaRole(
+            f"{name}-termination-handler-irsa",
+            IrsaRoleArgs(
+                oidc_provider_arn=args.oidc_provider_arn,
+                oidc_issuer_url=args.oidc_issuer_url,
+                namespace=chart(TERMINATION_HANDLER).namespace,
+                service_account=TERMINATION_HANDLER_SERVICE_ACCOUNT,
+                statements=termination_handler_statements(
+                    args.region, args.interruption_queue_arn, [args.asg_names[pool] for pool in pool_names]
+                ),
+                tags=args.tags,
+            ),
+            opts=child,
+        )
+        self.autoscaler_role_arn = autoscaler_role.arn
+        self.termination_handler_role_arn = handler_role.arn
+
+        installed = [CLUSTER_AUTOSCALER, TERMINATION_HANDLER, DEVICE_PLUGIN, KUBERAY, KEDA, GATEWAY]
+        if spec.observability.enabled:
+            installed.append(PROMETHEUS_STACK)
+        self.namespaces = {}
+        for namespace in dict.fromkeys(chart(key).namespace for key in installed):
+            if namespace not in PRE_EXISTING_NAMESPACES:
+                self.namespaces[namespace] = k8s.core.v1.Namespace(
+                    f"{name}-ns-{namespace}",
+                    metadata={"name": namespace, "labels": {"app.kubernetes.io/part-of": "inferfleet"}},
+                    opts=self._in_cluster(),
+                )
+
+        asg_by_pool = pulumi.Output.all(*[args.asg_names[pool] for pool in pool_names]).apply(
+            lambda names: dict(zip(pool_names, names, strict=True))
+        )
+        autoscaler_values = pulumi.Output.all(asg_by_pool, autoscaler_role.arn).apply(
+            lambda resolved: cluster_autoscaler_values(
+                args.cluster_name, args.region, resolved[1], priority_expander_priorities(spec, resolved[0])
+            )
+        )
+        handler_values = pulumi.Output.all(args.interruption_queue_url, handler_role.arn).apply(
+            lambda resolved: termination_handler_values(args.region, resolved[0], resolved[1])
+        )
+        values: dict[str, pulumi.Input[dict[str, Any]]] = {
+            CLUSTER_AUTOSCALER: autoscaler_values,
+            TERMINATION_HANDLER: handler_values,
+            DEVICE_PLUGIN: device_plugin_values(spec),
+            KUBERAY: {},
+            KEDA: {},
+            GATEWAY: {},
+            PROMETHEUS_STACK: prometheus_stack_values(),
+        }
+        self.releases = {key: self._install(chart(key), values[key]) for key in installed}
+
+        gateway_objects_ = gateway_objects(spec.environment)
+        setup = [obj for obj in gateway_objects_ if obj["kind"] != "Gateway"]
+        (gateway,) = [obj for obj in gateway_objects_ if obj["kind"] == "Gateway"]
+        gateway_setup = k8s.yaml.v2.ConfigGroup(
+            f"{name}-gateway-class", objs=setup, opts=self._in_cluster(depends_on=[self.releases[GATEWAY]])
+        )
+        self.gateway = GatewayResource(f"{name}-gateway", gateway, opts=self._in_cluster(depends_on=[gateway_setup]))
+        self.gateway_hostname = self.gateway.status.apply(_gateway_address)
+
+        self.headroom = None
+        if headroom:
+            self.headroom = k8s.yaml.v2.ConfigGroup(
+                f"{name}-headroom",
+                objs=headroom,
+                opts=self._in_cluster(depends_on=[self.releases[DEVICE_PLUGIN]]),
+            )
+        self.register_outputs(
+            {
+                "gatewayHostname": self.gateway_hostname,
+                "autoscalerRoleArn": self.autoscaler_role_arn,
+                "terminationHandlerRoleArn": self.termination_handler_role_arn,
+            }
+        )
+
+    def _in_cluster(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, deleted_with=self._cluster, depends_on=depends_on or [])
+
+    def _install(self, spec: Chart, values: pulumi.Input[dict[str, Any]]) -> pulumi.Resource:
+        """A Release where the chart needs hooks, a v4 Chart otherwise; in its namespace, made first."""
+        namespace = self.namespaces.get(spec.namespace)
+        opts = self._in_cluster(depends_on=[namespace] if namespace else None)
+        common = dict(
+            name=spec.name,
+            chart=spec.reference,
+            version=spec.version,
+            namespace=spec.namespace,
+            values=values,
+            opts=opts,
+        )
+        if spec.hooks:
+            repository = k8s.helm.v3.RepositoryOptsArgs(repo=spec.repository) if spec.repository_opts else None
+            return k8s.helm.v3.Release(f"{self._name}-{spec.name}", repository_opts=repository, **common)
+        repository = k8s.helm.v4.RepositoryOptsArgs(repo=spec.repository) if spec.repository_opts else None
+        return k8s.helm.v4.Chart(f"{self._name}-{spec.name}", repository_opts=repository, **common)
