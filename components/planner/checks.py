@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from components.catalog import Catalog
+from components.catalog.eks_versions import ADDON_VERSIONS, SUPPORTED_KUBERNETES_VERSIONS
 from components.planner import constants as c
 from components.planner.memory import kv_bytes_per_token, kv_cache_bytes_per_gpu
 from components.planner.parallelism import ServiceOnPool, candidates, choose_replica, tensor_parallel_options
@@ -13,7 +14,8 @@ from components.spec.problems import Problem
 
 
 def check_catalog_facts(spec: StackSpec, catalog: Catalog) -> list[Problem]:
-    problems = list(_instance_types_known(spec, catalog))
+    problems = list(_kubernetes_version_pinned(spec))
+    problems += list(_instance_types_known(spec, catalog))
     problems += list(_models_known(spec, catalog))
     if problems:
         return problems
@@ -22,6 +24,15 @@ def check_catalog_facts(spec: StackSpec, catalog: Catalog) -> list[Problem]:
         assert architecture is not None
         problems += list(_service_fits(spec, s, architecture, catalog))
     return problems
+
+
+def _kubernetes_version_pinned(spec: StackSpec) -> Iterator[Problem]:
+    if spec.cluster.kubernetes_version not in ADDON_VERSIONS:
+        yield Problem(
+            ("cluster", "kubernetesVersion"),
+            f"{spec.cluster.kubernetes_version} has no pinned EKS add-on versions; "
+            f"supported: {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}",
+        )
 
 
 def _instance_types_known(spec: StackSpec, catalog: Catalog) -> Iterator[Problem]:

@@ -17,6 +17,8 @@ MAX_PRIVATE_SUBNET_PREFIX = 24
 """Private subnets need at least a /24: GPU nodes with prefix delegation use many addresses."""
 MAX_PUBLIC_SUBNET_PREFIX = 27
 """Elastic Load Balancing needs at least a /27 with 8 free addresses in each subnet it uses."""
+SERVICE_IPV4_CIDR = "172.20.0.0/16"
+"""Kubernetes Service addresses of every cluster (EKS's own default); must not overlap the VPC."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ def plan_subnets(vpc_cidr: str, az_count: int) -> SubnetPlan:
             f"(need /{MAX_PRIVATE_SUBNET_PREFIX} or larger) and public /{public_prefix} "
             f"(need /{MAX_PUBLIC_SUBNET_PREFIX} or larger); use /{needed} or larger"
         )
+    if vpc.overlaps(ipaddress.IPv4Network(SERVICE_IPV4_CIDR)):
+        raise SubnetPlanError(f"overlaps {SERVICE_IPV4_CIDR}, the cluster's Kubernetes Service CIDR; pick a range outside it")
     blocks = list(vpc.subnets(new_prefix=private_prefix))
     private = tuple(str(block) for block in blocks[:az_count])
     public = tuple(str(block) for block in list(blocks[az_count].subnets(new_prefix=public_prefix))[:az_count])

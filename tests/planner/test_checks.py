@@ -59,6 +59,12 @@ def test_unknown_system_pool_type(tmp_path, stack):
     assert problems(tmp_path, stack) == ["cluster.systemPool.instanceTypes.0: unknown instance type 'm99.large'"]
 
 
+def test_kubernetes_version_without_pinned_addons_rejected(tmp_path, stack):
+    stack["cluster"]["kubernetesVersion"] = "1.19"
+    (problem,) = problems(tmp_path, stack)
+    assert problem.startswith("cluster.kubernetesVersion: 1.19 has no pinned EKS add-on versions; supported: 1.33, 1.34")
+
+
 def test_unknown_model_asks_for_an_architecture(tmp_path, stack):
     stack["services"][0]["model"]["name"] = "acme/secret-model"
     (problem,) = problems(tmp_path, stack)

@@ -199,6 +199,14 @@ def test_vpc_cidr_that_fits_two_azs_is_too_small_for_four(stack, spec_problems):
     ]
 
 
+@pytest.mark.parametrize("cidr", ["172.20.0.0/16", "172.20.128.0/17"])
+def test_vpc_cidr_overlapping_the_service_cidr_rejected(stack, spec_problems, cidr):
+    stack["network"]["vpcCidr"] = cidr
+    assert spec_problems(stack) == [
+        ("network.vpcCidr", "overlaps 172.20.0.0/16, the cluster's Kubernetes Service CIDR; pick a range outside it")
+    ]
+
+
 def test_default_vpc_cidr_accepted(stack, spec_problems):
     del stack["network"]["vpcCidr"]
     assert spec_problems(stack) == []
