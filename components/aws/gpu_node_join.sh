@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Decides, on every boot of a GPU node, whether it joins the EKS cluster.
+#
+# EC2 Auto Scaling says where an instance is headed in the instance metadata item
+# autoscaling/target-lifecycle-state. A warm-pool instance boots once to be prepared (Warmed:*) and
+# boots again when the group puts it in service (InService); cloud-init runs user data on the first
+# boot only, so a systemd unit runs this script on every boot:
+#   Warmed:*    pre-pull the serving images into containerd and do NOT join: a warmed instance that
+#               registered would be a node the scheduler uses and the autoscaler does not count;
+#   InService   join with nodeadm, once (a marker file records it);
+#   other       ask again, a bounded number of times, then fail so that systemd retries.
+# An instance outside any Auto Scaling group has no such metadata item: it joins, unless the user
+# data said the group has a warm pool, in which case the state must be known first.
+#
+# Every path and endpoint can be overridden from the environment, so tests can run this for real
+# against fake curl, ctr, nodeadm and systemctl.
+set -euo pipefail
+
+IMDS_ENDPOINT="${IMDS_ENDPOINT:-http://169.254.169.254}"
+INFERFLEET_ETC="${INFERFLEET_ETC:-/etc/inferfleet}"
+INFERFLEET_STATE_DIR="${INFERFLEET_STATE_DIR:-/var/lib/inferfleet}"
+POLL_ATTEMPTS="${INFERFLEET_POLL_ATTEMPTS:-60}"
+POLL_SECONDS="${INFERFLEET_POLL_SECONDS:-5}"
+
+NODECONFIG="$INFERFLEET_ETC/nodeconfig.yaml"
+PREPULL_LIST="$INFERFLEET_ETC/prepull-images"
+WARM_POOL_FLAG="$INFERFLEET_ETC/warm-pool"
+JOINED_MARKER="$INFERFLEET_STATE_DIR/joined"
+
+log() {
+    printf 'inferfleet-node-join: %s\n' "$*" >&2
+}
+
+# Prints the target lifecycle state; "absent" when IMDS has no such item (curl -f exits 22 on an
+# HTTP error), "" when IMDS could not be reached.
+target_lifecycle_state() {
+    local token state rc=0
+    token="$(curl -fsS --max-time 5 -X PUT "$IMDS_ENDPOINT/latest/api/token" \
+        -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' </dev/null)" || {
+        echo ""
+        return 0
+    }
+    state="$(curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $token" \
+        "$IMDS_ENDPOINT/latest/meta-data/autoscaling/target-lifecycle-state" </dev/null)" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        echo "$state"
+    elif [ "$rc" -eq 22 ]; then
+        echo "absent"
+    else
+        echo ""
+    fi
+}
+
+# warm | join | skip | wait
+action_for() {
+    case "$1" in
+        Warmed:Terminated) echo skip ;;
+        Warmed:*) echo warm ;;
+        InService) echo join ;;
+        absent)
+            if [ -e "$WARM_POOL_FLAG" ]; then echo wait; else echo join; fi
+            ;;
+        *) echo wait ;;
+    esac
+}
+
+# An ECR image needs a registry token (the node role may read ECR); other registries are pulled
+# anonymously. Prints the password, or nothing.
+registry_password() {
+    local host="${1%%/*}"
+    if [[ "$host" =~ ^[0-9]{12}\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com$ ]] && command -v aws >/dev/null; then
+        aws ecr get-login-password --region "${BASH_REMATCH[2]}" </dev/null || true
+    fi
+}
+
+prepull_images() {
+    if [ ! -s "$PREPULL_LIST" ]; then
+        log "no images to pre-pull"
+        return 0
+    fi
+    systemctl start containerd.service </dev/null || log "could not start containerd"
+    local image password
+    while IFS= read -r image <&3 || [ -n "$image" ]; do
+        image="${image%%#*}"
+        image="${image//[[:space:]]/}"
+        [ -n "$image" ] || continue
+        password="$(registry_password "$image")"
+        local credentials=()
+        [ -z "$password" ] || credentials=(--user "AWS:$password")
+        if ctr -n k8s.io images pull "${credentials[@]}" "$image" </dev/null; then
+            log "pre-pulled $image"
+        else
+            log "could not pre-pull $image; the kubelet pulls it when a pod needs it"
+        fi
+    done 3<"$PREPULL_LIST"
+}
+
+prepare_warm() {
+    if [ -e "$JOINED_MARKER" ]; then
+        # An instance returned to the warm pool on scale-in: keep its kubelet from coming back as a node.
+        systemctl stop kubelet.service </dev/null || true
+    fi
+    prepull_images
+}
+
+join_cluster() {
+    if [ -e "$JOINED_MARKER" ]; then
+        log "already joined; starting kubelet"
+        systemctl start kubelet.service </dev/null
+        return 0
+    fi
+    nodeadm init --config-source "file://$NODECONFIG" </dev/null
+    mkdir -p "$INFERFLEET_STATE_DIR"
+    touch "$JOINED_MARKER"
+    log "joined the cluster"
+}
+
+main() {
+    local attempt=1 state action
+    while :; do
+        state="$(target_lifecycle_state)"
+        action="$(action_for "$state")"
+        case "$action" in
+            warm)
+                log "target lifecycle state $state: pre-pulling, not joining"
+                prepare_warm
+                return 0
+                ;;
+            join)
+                log "target lifecycle state $state: joining"
+                join_cluster
+                return 0
+                ;;
+            skip)
+                log "target lifecycle state $state: nothing to do"
+                return 0
+                ;;
+        esac
+        if [ "$attempt" -ge "$POLL_ATTEMPTS" ]; then
+            log "target lifecycle state still '${state}' after $attempt attempts; giving up"
+            return 1
+        fi
+        log "target lifecycle state '${state}': asking again in ${POLL_SECONDS}s"
+        sleep "$POLL_SECONDS"
+        attempt=$((attempt + 1))
+    done
+}
+
+main "$@"

@@ -1,0 +1,247 @@
+"""GPU pools under the recording mocks: warm pool on demand, mixed instances on spot, IMDSv2, encrypted
+gp3, autoscaler node-template tags from the scheduling function, and the AMI resolved once or pinned."""
+
+from __future__ import annotations
+
+import base64
+import email
+
+import pytest
+
+from components.aws.gpu_pool import GpuPool, GpuPoolArgs, ami_parameter_name
+from components.manifests.scheduling import pool_labels, pool_taints
+from components.mocks import CloudMocks
+from components.stack import load_stack
+from tests.infra.conftest import of_type
+
+TAGS = {"owner": "ml-platform", "inferfleet:environment": "prod"}
+GROUP = "aws:autoscaling/group:Group"
+TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+PINNED = "ami-0123456789abcdef0"
+
+
+@pytest.fixture(scope="module")
+def pools():
+    return {pool.name: pool for pool in load_stack("stacks/prod.yaml").spec.gpu_pools}
+
+
+def args(pool, **overrides) -> GpuPoolArgs:
+    fields = dict(
+        environment="prod",
+        pool=pool,
+        cluster_name="inferfleet-prod",
+        cluster_endpoint="https://ABC.gr7.us-east-1.eks.amazonaws.com",
+        cluster_ca_data="Q0E=",
+        kubernetes_version="1.34",
+        ami_family="al2023-nvidia",
+        subnet_ids=["subnet-a", "subnet-b"],
+        node_security_group_ids=["sg-nodes"],
+        instance_profile_name="prod-gpu-nodes",
+        gpus_per_node=8,
+        prepull_images=["public.ecr.aws/inferfleet/vllm:0.32.0"],
+        tags=TAGS,
+    )
+    fields.update(overrides)
+    return GpuPoolArgs(**fields)
+
+
+def build(under_mocks, pool, **overrides):
+    resources = under_mocks(lambda: GpuPool(f"prod-{pool.name}", args(pool, **overrides)))
+    (group,) = of_type(resources, GROUP)
+    (template,) = of_type(resources, TEMPLATE)
+    return resources, group, template
+
+
+def group_tags(group) -> dict[str, str]:
+    assert all(tag["propagateAtLaunch"] is True for tag in group.inputs["tags"])
+    return {tag["key"]: tag["value"] for tag in group.inputs["tags"]}
+
+
+def test_on_demand_pool_has_the_spec_warm_pool_and_a_single_launch_template(under_mocks, pools):
+    pool = pools["h100-ondemand"]
+    _, group, template = build(under_mocks, pool)
+    warm = group.inputs["warmPool"]
+    assert warm["poolState"] == pool.warm_pool.state == "Stopped"
+    assert warm["minSize"] == pool.warm_pool.size
+    assert warm["instanceReusePolicy"] == {"reuseOnScaleIn": pool.warm_pool.reuse_on_scale_in}
+    assert warm["maxGroupPreparedCapacity"] == pool.min_size + pool.warm_pool.size
+    assert "mixedInstancesPolicy" not in group.inputs
+    assert group.inputs["launchTemplate"]["id"].startswith("lt-")
+    assert group.inputs["launchTemplate"]["version"] == "1"
+    assert template.inputs["instanceType"] == "p5.48xlarge"
+    assert group.inputs["instanceRefresh"]["strategy"] == "Rolling"
+    assert group.inputs["instanceRefresh"]["preferences"]["minHealthyPercentage"] == 90
+
+
+def test_group_size_bounds_from_the_spec_and_desired_left_to_the_autoscaler(under_mocks, pools):
+    pool = pools["h100-ondemand"]
+    _, group, _ = build(under_mocks, pool)
+    assert (group.inputs["minSize"], group.inputs["maxSize"]) == (pool.min_size, pool.max_size)
+    assert "desiredCapacity" not in group.inputs
+    assert group.options["ignoreChanges"] == ["desiredCapacity"]
+    assert group.inputs["name"] == "inferfleet-prod-h100-ondemand"
+    assert group.inputs["vpcZoneIdentifiers"] == ["subnet-a", "subnet-b"]
+
+
+def test_spot_pool_uses_a_mixed_instances_policy_and_no_warm_pool(under_mocks, pools):
+    pool = pools["h100-spot"]
+    _, group, template = build(under_mocks, pool)
+    policy = group.inputs["mixedInstancesPolicy"]
+    assert [o["instanceType"] for o in policy["launchTemplate"]["overrides"]] == [
+        "p5.48xlarge",
+        "p5en.48xlarge",
+        "p4de.24xlarge",
+    ]
+    spec = policy["launchTemplate"]["launchTemplateSpecification"]
+    assert spec["launchTemplateId"].startswith("lt-") and spec["version"] == "1"
+    distribution = policy["instancesDistribution"]
+    assert distribution["spotAllocationStrategy"] == "price-capacity-optimized"
+    assert distribution["onDemandBaseCapacity"] == 0
+    assert distribution["onDemandPercentageAboveBaseCapacity"] == 0
+    assert group.inputs["capacityRebalance"] is True
+    assert "warmPool" not in group.inputs
+    assert "launchTemplate" not in group.inputs
+    assert "instanceType" not in template.inputs
+
+
+def test_launch_template_requires_imdsv2_and_keeps_tags_out_of_metadata(under_mocks, pools):
+    _, _, template = build(under_mocks, pools["h100-spot"])
+    options = template.inputs["metadataOptions"]
+    assert options["httpTokens"] == "required"
+    assert options["httpPutResponseHopLimit"] == 2
+    # EC2 refuses to launch instances whose tag keys contain "/" when tags are in instance metadata.
+    assert options["instanceMetadataTags"] == "disabled"
+
+
+def test_root_volume_is_encrypted_gp3_of_the_spec_size(under_mocks, pools):
+    pool = pools["h100-spot"]
+    _, _, template = build(under_mocks, pool)
+    (device,) = template.inputs["blockDeviceMappings"]
+    assert device["deviceName"] == "/dev/xvda"
+    assert device["ebs"] == {
+        "volumeType": "gp3",
+        "volumeSize": pool.root_volume_gib,
+        "iops": 3000,
+        "throughput": 125,
+        "encrypted": "true",
+        "deleteOnTermination": "true",
+    }
+
+
+def test_launch_template_wiring_and_tags(under_mocks, pools):
+    _, _, template = build(under_mocks, pools["h100-spot"])
+    assert template.inputs["iamInstanceProfile"] == {"name": "prod-gpu-nodes"}
+    assert template.inputs["vpcSecurityGroupIds"] == ["sg-nodes"]
+    assert template.inputs["monitoring"] == {"enabled": True}
+    assert template.inputs["tags"] == {**TAGS, "Name": "prod-h100-spot"}
+    specs = {s["resourceType"]: s["tags"] for s in template.inputs["tagSpecifications"]}
+    assert specs == {"instance": {**TAGS, "Name": "prod-h100-spot"}, "volume": {**TAGS, "Name": "prod-h100-spot"}}
+
+
+def test_user_data_is_the_join_document_with_the_pool_labels(under_mocks, pools):
+    pool = pools["h100-ondemand"]
+    _, _, template = build(under_mocks, pool)
+    document = base64.b64decode(template.inputs["userData"]).decode()
+    shell = email.message_from_string(document).get_payload()[0].get_payload(decode=True).decode()
+    assert "--node-labels=" + ",".join(f"{k}={v}" for k, v in pool_labels(pool).items()) in shell
+    assert "https://ABC.gr7.us-east-1.eks.amazonaws.com" in shell
+    assert "public.ecr.aws/inferfleet/vllm:0.32.0" in shell
+    assert "cat > /etc/inferfleet/warm-pool" in shell
+
+
+@pytest.mark.parametrize("pool_name", ["h100-ondemand", "h100-spot"])
+def test_autoscaler_tags_describe_a_node_of_the_pool(under_mocks, pools, pool_name):
+    pool = pools[pool_name]
+    _, group, _ = build(under_mocks, pool)
+    tags = group_tags(group)
+    assert tags["k8s.io/cluster-autoscaler/enabled"] == "true"
+    assert tags["k8s.io/cluster-autoscaler/inferfleet-prod"] == "owned"
+    assert tags["kubernetes.io/cluster/inferfleet-prod"] == "owned"
+    prefix = "k8s.io/cluster-autoscaler/node-template/"
+    labels = {k.removeprefix(prefix + "label/"): v for k, v in tags.items() if k.startswith(prefix + "label/")}
+    assert labels == pool_labels(pool)
+    taints = {k.removeprefix(prefix + "taint/"): v for k, v in tags.items() if k.startswith(prefix + "taint/")}
+    assert taints == {t.key: f"{t.value}:{t.effect}" for t in pool_taints(pool)}
+    assert tags[prefix + "resources/nvidia.com/gpu"] == "8"
+    assert tags["aws-node-termination-handler/managed"] == "true"
+    assert TAGS.items() <= tags.items()
+    assert tags["Name"] == f"prod-{pool_name}"
+
+
+def test_recommended_ami_is_looked_up_once_and_then_kept(under_mocks, pools, monkeypatch):
+    calls = []
+    original = CloudMocks.call
+
+    def recording(self, call_args):
+        calls.append((call_args.token, dict(call_args.args)))
+        return original(self, call_args)
+
+    monkeypatch.setattr(CloudMocks, "call", recording)
+    _, _, template = build(under_mocks, pools["h100-spot"])
+    ssm = [args for token, args in calls if token == "aws:ssm/getParameter:getParameter"]
+    assert ssm == [{"name": "/aws/service/eks/optimized-ami/1.34/amazon-linux-2023/x86_64/nvidia/recommended/image_id"}]
+    assert template.inputs["imageId"].startswith("ami-")
+    assert template.options["ignoreChanges"] == ["imageId"]
+
+
+def test_pinned_ami_is_used_verbatim_without_lookup(under_mocks, pools, monkeypatch):
+    calls = []
+    original = CloudMocks.call
+    monkeypatch.setattr(CloudMocks, "call", lambda self, a: calls.append(a.token) or original(self, a))
+    _, _, template = build(under_mocks, pools["h100-spot"], ami_id=PINNED)
+    assert template.inputs["imageId"] == PINNED
+    assert template.options["ignoreChanges"] == []
+    assert "aws:ssm/getParameter:getParameter" not in calls
+
+
+def test_ami_parameter_names():
+    assert ami_parameter_name("al2023-nvidia", "1.33") == (
+        "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/nvidia/recommended/image_id"
+    )
+    assert ami_parameter_name("bottlerocket-nvidia", "1.33") == (
+        "/aws/service/bottlerocket/aws-k8s-1.33-nvidia/x86_64/latest/image_id"
+    )
+
+
+def test_bottlerocket_pool_sizes_its_data_volume_and_sends_toml(under_mocks, pools):
+    _, _, template = build(under_mocks, pools["h100-spot"], ami_family="bottlerocket-nvidia")
+    assert template.inputs["blockDeviceMappings"][0]["deviceName"] == "/dev/xvdb"
+    assert base64.b64decode(template.inputs["userData"]).decode().startswith("[settings.kubernetes]")
+
+
+def test_hibernated_warm_pool_enables_hibernation(under_mocks, pools):
+    pool = pools["h100-ondemand"]
+    hibernated = pool.model_copy(update={"warm_pool": pool.warm_pool.model_copy(update={"state": "Hibernated"})})
+    _, group, template = build(under_mocks, hibernated)
+    assert group.inputs["warmPool"]["poolState"] == "Hibernated"
+    assert template.inputs["hibernationOptions"] == {"configured": True}
+
+
+def test_outputs(under_mocks, pools):
+    built = {}
+    under_mocks(lambda: built.setdefault("pool", GpuPool("prod-h100-spot", args(pools["h100-spot"]))))
+    pool = built["pool"]
+    assert pool.labels == pool_labels(pools["h100-spot"])
+    assert pool.taints == ["nvidia.com/gpu=true:NoSchedule", "inferfleet.io/spot=true:NoSchedule"]
+
+
+def test_warm_pool_on_spot_refused(pools):
+    spot = pools["h100-spot"].model_copy(update={"warm_pool": pools["h100-ondemand"].warm_pool})
+    with pytest.raises(ValueError, match=r"GpuPoolArgs\.pool\.warmPool: .*spot"):
+        args(spot)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"ami_family": "ubuntu"}, "GpuPoolArgs.ami_family"),
+        ({"ami_family": "bottlerocket-nvidia"}, "GpuPoolArgs.pool.warmPool"),
+        ({"gpus_per_node": 0}, "GpuPoolArgs.gpus_per_node"),
+        ({"kubernetes_version": "1.3"}, "GpuPoolArgs.kubernetes_version"),
+        ({"ami_id": "ami-XYZ"}, "GpuPoolArgs.ami_id"),
+        ({"cluster_service_cidr": "172.20.0.0/33"}, "GpuPoolArgs.cluster_service_cidr"),
+    ],
+)
+def test_invalid_args_name_the_field(pools, overrides, field):
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        args(pools["h100-ondemand"], **overrides)

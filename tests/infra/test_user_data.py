@@ -1,0 +1,312 @@
+"""GPU node user data: the join script run for real against fake curl/ctr/nodeadm/systemctl, and the
+user data documents parsed the way cloud-init, nodeadm and Bottlerocket read them."""
+
+from __future__ import annotations
+
+import email
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.aws import user_data
+from components.aws.user_data import join_script, node_user_data
+from components.manifests.scheduling import pool_labels, pool_taints
+from components.stack import load_stack
+
+SCRIPT = Path(user_data.__file__).with_name("gpu_node_join.sh")
+IMAGE = "public.ecr.aws/inferfleet/vllm:0.32.0"
+ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/inferfleet/triton:24.08"
+
+FAKE_CURL = r"""#!/bin/bash
+echo "$*" >> "$FAKE_LOG/curl"
+for arg in "$@"; do
+  case "$arg" in
+    */latest/api/token) echo TOKEN; exit 0 ;;
+    */autoscaling/target-lifecycle-state)
+      count=$(cat "$FAKE_LOG/state-count" 2>/dev/null || echo 0)
+      echo $((count + 1)) > "$FAKE_LOG/state-count"
+      mapfile -t states < "$FAKE_STATES"
+      index=$(( count < ${#states[@]} ? count : ${#states[@]} - 1 ))
+      state="${states[$index]}"
+      if [ "$state" = "404" ]; then echo "curl: (22) 404" >&2; exit 22; fi
+      printf '%s' "$state"; exit 0 ;;
+  esac
+done
+exit 7
+"""
+FAKE_LOGGER = """#!/bin/bash
+echo "$*" >> "$FAKE_LOG/{name}"
+"""
+FAKE_AWS = """#!/bin/bash
+echo "$*" >> "$FAKE_LOG/aws"
+echo ECRPASSWORD
+"""
+
+
+class Node:
+    """A sandbox: fake tools first on PATH, the script's paths under a temporary directory."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.bin = root / "bin"
+        self.logs = root / "logs"
+        self.etc = root / "etc"
+        self.state = root / "state"
+        for directory in (self.bin, self.logs, self.etc):
+            directory.mkdir()
+        self._tool("curl", FAKE_CURL)
+        for name in ("ctr", "nodeadm", "systemctl"):
+            self._tool(name, FAKE_LOGGER.format(name=name))
+        (self.etc / "nodeconfig.yaml").write_text("kind: NodeConfig\n")
+
+    def _tool(self, name: str, text: str) -> None:
+        path = self.bin / name
+        path.write_text(text)
+        path.chmod(0o755)
+
+    def with_aws_cli(self) -> Node:
+        self._tool("aws", FAKE_AWS)
+        return self
+
+    def prepull(self, *images: str) -> Node:
+        (self.etc / "prepull-images").write_text("".join(f"{image}\n" for image in images))
+        return self
+
+    def warm_pool(self) -> Node:
+        (self.etc / "warm-pool").write_text("true\n")
+        return self
+
+    def boot(self, *states: str, attempts: int = 3) -> subprocess.CompletedProcess:
+        """Run the script once; the IMDS answers `states` in turn (the last one repeats)."""
+        states_file = self.root / "states"
+        states_file.write_text("".join(f"{state}\n" for state in states))
+        (self.logs / "state-count").unlink(missing_ok=True)
+        env = {
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "FAKE_LOG": str(self.logs),
+            "FAKE_STATES": str(states_file),
+            "IMDS_ENDPOINT": "http://imds.test",
+            "INFERFLEET_ETC": str(self.etc),
+            "INFERFLEET_STATE_DIR": str(self.state),
+            "INFERFLEET_POLL_ATTEMPTS": str(attempts),
+            "INFERFLEET_POLL_SECONDS": "0",
+        }
+        return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30)
+
+    def calls(self, tool: str) -> list[str]:
+        log = self.logs / tool
+        return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.fixture
+def node(tmp_path) -> Node:
+    return Node(tmp_path)
+
+
+def test_warmed_stopped_pulls_the_images_and_does_not_join(node):
+    result = node.prepull(IMAGE, "docker.io/library/busybox:1.36").warm_pool().boot("Warmed:Stopped")
+    assert result.returncode == 0, result.stderr
+    assert node.calls("ctr") == [
+        f"-n k8s.io images pull {IMAGE}",
+        "-n k8s.io images pull docker.io/library/busybox:1.36",
+    ]
+    assert node.calls("nodeadm") == []
+    assert not (node.state / "joined").exists()
+
+
+def test_in_service_joins_once_with_the_node_config_and_pulls_nothing(node):
+    result = node.prepull(IMAGE).warm_pool().boot("InService")
+    assert result.returncode == 0, result.stderr
+    assert node.calls("nodeadm") == [f"init --config-source file://{node.etc}/nodeconfig.yaml"]
+    assert node.calls("ctr") == []
+    assert (node.state / "joined").exists()
+
+
+def test_second_in_service_boot_does_not_run_nodeadm_again(node):
+    assert node.boot("InService").returncode == 0
+    result = node.boot("InService")
+    assert result.returncode == 0, result.stderr
+    assert len(node.calls("nodeadm")) == 1
+    assert node.calls("systemctl") == ["start kubelet.service"]
+
+
+def test_warmed_hibernated_does_not_join(node):
+    result = node.prepull(IMAGE).warm_pool().boot("Warmed:Hibernated")
+    assert result.returncode == 0, result.stderr
+    assert node.calls("nodeadm") == []
+    assert node.calls("ctr") == [f"-n k8s.io images pull {IMAGE}"]
+
+
+def test_warm_boot_then_in_service_boot_joins_on_the_second(node):
+    node.prepull(IMAGE).warm_pool()
+    assert node.boot("Warmed:Stopped").returncode == 0
+    assert node.calls("nodeadm") == []
+    assert node.boot("InService").returncode == 0
+    assert len(node.calls("nodeadm")) == 1
+    assert len(node.calls("ctr")) == 1
+
+
+def test_reused_instance_back_in_the_warm_pool_stops_its_kubelet(node):
+    node.warm_pool()
+    assert node.boot("InService").returncode == 0
+    assert node.boot("Warmed:Running").returncode == 0
+    assert "stop kubelet.service" in node.calls("systemctl")
+    assert len(node.calls("nodeadm")) == 1
+
+
+def test_pending_state_is_polled_until_in_service(node):
+    result = node.warm_pool().boot("Pending", "Pending", "InService", attempts=5)
+    assert result.returncode == 0, result.stderr
+    assert len(node.calls("nodeadm")) == 1
+    assert (node.logs / "state-count").read_text().strip() == "3"
+
+
+def test_unknown_state_gives_up_after_the_bound_without_joining(node):
+    result = node.warm_pool().boot("Pending", attempts=3)
+    assert result.returncode != 0
+    assert node.calls("nodeadm") == []
+    assert (node.logs / "state-count").read_text().strip() == "3"
+
+
+def test_no_lifecycle_state_joins_a_pool_without_warm_pool(node):
+    result = node.boot("404")
+    assert result.returncode == 0, result.stderr
+    assert len(node.calls("nodeadm")) == 1
+
+
+def test_no_lifecycle_state_waits_in_a_warm_pool_group(node):
+    result = node.warm_pool().boot("404", attempts=2)
+    assert result.returncode != 0
+    assert node.calls("nodeadm") == []
+
+
+def test_requests_use_an_imdsv2_token(node):
+    node.boot("InService")
+    token_call, state_call = node.calls("curl")
+    assert "-X PUT http://imds.test/latest/api/token" in token_call
+    assert "X-aws-ec2-metadata-token: TOKEN" in state_call
+    assert state_call.endswith("http://imds.test/latest/meta-data/autoscaling/target-lifecycle-state")
+
+
+def test_ecr_images_are_pulled_with_a_registry_token(node):
+    result = node.with_aws_cli().prepull(ECR_IMAGE, IMAGE).warm_pool().boot("Warmed:Stopped")
+    assert result.returncode == 0, result.stderr
+    assert node.calls("aws") == ["ecr get-login-password --region us-east-1"]
+    assert node.calls("ctr") == [
+        f"-n k8s.io images pull --user AWS:ECRPASSWORD {ECR_IMAGE}",
+        f"-n k8s.io images pull {IMAGE}",
+    ]
+
+
+# ---- the user data documents ----
+
+ENDPOINT = "https://ABC.gr7.us-east-1.eks.amazonaws.com"
+CA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="
+
+
+@pytest.fixture(scope="module")
+def spot_pool():
+    spec = load_stack("stacks/prod.yaml").spec
+    return next(p for p in spec.gpu_pools if p.name == "h100-spot")
+
+
+def build(pool, ami_family="al2023-nvidia", warm_pool=False, images=(IMAGE,)):
+    return node_user_data(
+        cluster_name="inferfleet-prod",
+        endpoint=ENDPOINT,
+        ca_data=CA,
+        service_cidr="172.20.0.0/16",
+        labels=pool_labels(pool),
+        taints=[t.kubelet_flag() for t in pool_taints(pool)],
+        ami_family=ami_family,
+        prepull_images=list(images),
+        warm_pool=warm_pool,
+    )
+
+
+def written_files(shell: str) -> dict[str, str]:
+    """What the shell part's quoted heredocs write, by path."""
+    found = re.findall(r"^cat > (\S+) <<'(\w+)'\n(.*?)^\2$", shell, flags=re.M | re.S)
+    return {path: body for path, _, body in found}
+
+
+def shell_part(document: str) -> str:
+    message = email.message_from_string(document)
+    assert message.is_multipart()
+    (part,) = message.get_payload()
+    assert part.get_content_type() == "text/x-shellscript"
+    return part.get_payload(decode=True).decode()
+
+
+def test_al2023_user_data_is_a_mime_document_with_no_nodeconfig_part(spot_pool):
+    message = email.message_from_string(build(spot_pool))
+    types = [part.get_content_type() for part in message.walk() if not part.is_multipart()]
+    assert types == ["text/x-shellscript"]
+    assert "application/node.eks.aws" not in types
+
+
+def test_node_config_carries_the_pool_labels_and_taints(spot_pool):
+    files = written_files(shell_part(build(spot_pool)))
+    config = yaml.safe_load(files["/etc/inferfleet/nodeconfig.yaml"])
+    assert (config["apiVersion"], config["kind"]) == ("node.eks.aws/v1alpha1", "NodeConfig")
+    assert config["spec"]["cluster"] == {
+        "name": "inferfleet-prod",
+        "apiServerEndpoint": ENDPOINT,
+        "certificateAuthority": CA,
+        "cidr": "172.20.0.0/16",
+    }
+    flags = dict(flag.split("=", 1) for flag in config["spec"]["kubelet"]["flags"])
+    labels = dict(pair.split("=", 1) for pair in flags["--node-labels"].split(","))
+    assert labels == pool_labels(spot_pool)
+    assert flags["--register-with-taints"].split(",") == [t.kubelet_flag() for t in pool_taints(spot_pool)]
+    assert "inferfleet.io/spot=true:NoSchedule" in flags["--register-with-taints"].split(",")
+
+
+def test_shell_part_installs_the_join_script_and_a_unit_run_on_every_boot(spot_pool):
+    shell = shell_part(build(spot_pool, images=(IMAGE, ECR_IMAGE)))
+    files = written_files(shell)
+    assert files["/usr/local/bin/inferfleet-node-join"] == join_script()
+    assert files["/etc/inferfleet/prepull-images"].splitlines() == [IMAGE, ECR_IMAGE]
+    unit = files["/etc/systemd/system/inferfleet-node-join.service"]
+    assert "ExecStart=/usr/local/bin/inferfleet-node-join" in unit
+    assert "WantedBy=multi-user.target" in unit
+    assert "systemctl enable inferfleet-node-join.service" in shell
+    assert "/etc/inferfleet/warm-pool" not in files
+
+
+def test_shell_part_is_valid_bash_and_marks_warm_pools(spot_pool):
+    on_demand = spot_pool.model_copy(update={"capacity_type": "onDemand"})
+    shell = shell_part(build(on_demand, warm_pool=True))
+    assert written_files(shell)["/etc/inferfleet/warm-pool"] == "true\n"
+    subprocess.run(["bash", "-n"], input=shell, text=True, check=True)
+
+
+def test_user_data_stays_within_the_ec2_limit(spot_pool):
+    assert len(build(spot_pool, images=[IMAGE] * 20).encode()) < 16 * 1024
+
+
+def test_bottlerocket_settings_parse_as_toml(spot_pool):
+    settings = tomllib.loads(build(spot_pool, ami_family="bottlerocket-nvidia"))["settings"]["kubernetes"]
+    assert settings["cluster-name"] == "inferfleet-prod"
+    assert settings["api-server"] == ENDPOINT
+    assert settings["cluster-certificate"] == CA
+    assert settings["cluster-dns-ip"] == "172.20.0.10"
+    assert settings["node-labels"] == pool_labels(spot_pool)
+    assert settings["node-taints"] == {t.key: [f"{t.value}:{t.effect}"] for t in pool_taints(spot_pool)}
+
+
+def test_bottlerocket_refuses_a_warm_pool(spot_pool):
+    with pytest.raises(ValueError, match="warm_pool"):
+        build(spot_pool, ami_family="bottlerocket-nvidia", warm_pool=True)
+
+
+def test_unknown_ami_family_and_bad_taint_are_refused(spot_pool):
+    with pytest.raises(ValueError, match="ami_family"):
+        build(spot_pool, ami_family="ubuntu")
+    with pytest.raises(ValueError, match="taints"):
+        user_data.kubelet_flags({}, ["nvidia.com/gpu=true:Sometimes"])
+
