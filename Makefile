@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: venv plan validate schema docs test bench clean
+.PHONY: venv plan validate render schema docs test bench clean
 
 # uv itself lives in the venv (pinned); `sync --inexact` keeps it there while installing the lock.
 $(BIN)/inferfleet: pyproject.toml uv.lock
@@ -20,6 +20,9 @@ venv: $(BIN)/inferfleet
 
 plan: venv
 	$(BIN)/inferfleet plan stacks/$(STACK).yaml
+
+render: venv
+	$(BIN)/inferfleet render stacks/$(STACK).yaml --out out/$(STACK)
 
 validate: venv
 	$(BIN)/inferfleet validate stacks/*.yaml
@@ -35,7 +38,8 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 bench: venv
-	$(BIN)/python benchmarks/bench_validate_plan.py
+	$(BIN)/python -m benchmarks.bench_validate_plan
+	$(BIN)/python -m benchmarks.bench_render
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -48,6 +48,20 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render(args: argparse.Namespace) -> int:
+    from components.render import render_stack_file, summary  # Pulumi loads only for render
+
+    try:
+        rendered = render_stack_file(args.stack, args.out)
+    except StackError as error:
+        for problem in error.problems:
+            print(problem)
+        return 1
+    print(summary(rendered))
+    print(f"wrote {args.out}/resources.json and {len(rendered.manifests)} objects to {args.out}/manifests/")
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     print(json.dumps(stack_json_schema(), indent=2))
     return 0
@@ -63,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("stack", metavar="STACK.yaml")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(run=_plan)
+    render = commands.add_parser("render", help="run the Pulumi program offline under mocks and write what it creates")
+    render.add_argument("stack", metavar="STACK.yaml")
+    render.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole)")
+    render.set_defaults(run=_render)
     schema = commands.add_parser("schema", help="print the stack spec's JSON Schema")
     schema.set_defaults(run=_schema)
     return parser

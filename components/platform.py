@@ -1,0 +1,179 @@
+"""The whole environment: the AWS platform component, then the cluster's add-ons on its API server.
+
+`deploy` is what `__main__.py` (and `inferfleet render`) calls. Providers are built here, at the
+program's top, and passed down: an explicit AWS provider from `aws.region` (nothing from ambient
+configuration) and a Kubernetes provider from the cluster's kubeconfig. That is why the add-ons
+are a sibling of `Platform` built after it rather than its child: a component never builds a
+provider, and the Kubernetes provider needs the cluster the platform creates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.cluster import Cluster, ClusterArgs
+from components.aws.gpu_pool import GpuPool, GpuPoolArgs
+from components.aws.iam import IrsaRole, IrsaRoleArgs, PolicyStatement
+from components.aws.interruption import SpotInterruptionQueue, SpotInterruptionQueueArgs
+from components.aws.network import Network, NetworkArgs
+from components.aws.storage import ModelStorage, ModelStorageArgs
+from components.aws.tags import stack_tags
+from components.catalog import Catalog
+from components.kubernetes.addons import ClusterAddons, ClusterAddonsArgs, kubernetes_provider
+from components.manifests.serving import SERVING_NAMESPACE, s3_location, service_account_name
+from components.spec import SpecSource
+from components.spec.models import ServiceSpec, StackSpec
+
+
+@dataclass
+class PlatformArgs:
+    spec: StackSpec
+    catalog: Catalog
+
+    def __post_init__(self) -> None:
+        for pool in self.spec.gpu_pools:
+            for instance in pool.instance_types:
+                if instance not in self.catalog.instance_types:
+                    raise ValueError(f"PlatformArgs.spec: gpuPools {pool.name}: {instance} is not in the catalog")
+
+
+class Platform(pulumi.ComponentResource):
+    """Network, EKS cluster, model storage, GPU pools and their spot interruption queue."""
+
+    network: Network
+    cluster: Cluster
+    storage: ModelStorage
+    pools: dict[str, GpuPool]
+    interruption: SpotInterruptionQueue
+    model_readers: dict[str, IrsaRole]
+
+    def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("inferfleet:index:Platform", name, None, opts)
+        spec, catalog = args.spec, args.catalog
+        tags = stack_tags(spec)
+        child = pulumi.ResourceOptions(parent=self)
+        cluster_name = f"inferfleet-{spec.environment}"
+        self.network = Network(f"{name}-network", NetworkArgs.from_spec(spec, cluster_name, tags), opts=child)
+        self.cluster = Cluster(
+            f"{name}-cluster",
+            ClusterArgs.from_spec(
+                spec,
+                vpc_id=self.network.vpc_id,
+                private_subnet_ids=self.network.private_subnet_ids,
+                public_subnet_ids=self.network.public_subnet_ids,
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.storage = ModelStorage(f"{name}-storage", ModelStorageArgs.from_spec(spec, tags), opts=child)
+        self.pools = {}
+        for pool in spec.gpu_pools:
+            instance = catalog.instance_types[pool.instance_types[0]]
+            self.pools[pool.name] = GpuPool(
+                f"{name}-{pool.name}",
+                GpuPoolArgs(
+                    environment=spec.environment,
+                    pool=pool,
+                    cluster_name=cluster_name,
+                    cluster_endpoint=self.cluster.endpoint,
+                    cluster_ca_data=self.cluster.certificate_authority_data,
+                    kubernetes_version=spec.cluster.kubernetes_version,
+                    ami_family=spec.cluster.gpu_ami_family,
+                    ami_id=spec.cluster.gpu_ami_id,
+                    subnet_ids=self.network.private_subnet_ids,
+                    node_security_group_ids=self.cluster.cluster_security_group_id.apply(lambda sg: [sg]),
+                    instance_profile_name=self.cluster.node_instance_profile_name,
+                    gpus_per_node=instance.gpu_count,
+                    cluster_service_cidr=self.cluster.service_cidr,
+                    prepull_images=[],
+                    tags=tags,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
+            )
+        self.model_readers = {
+            service.name: self._model_reader(name, service, tags) for service in spec.services if s3_location(service)
+        }
+        self.interruption = SpotInterruptionQueue(
+            f"{name}-interruption",
+            SpotInterruptionQueueArgs(
+                environment=spec.environment,
+                cluster_name=cluster_name,
+                asg_names=[pool.asg_name for pool in self.pools.values()],
+                tags=tags,
+            ),
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "clusterName": self.cluster.name,
+                "poolGroupNames": {name: pool.asg_name for name, pool in self.pools.items()},
+            }
+        )
+
+    def _model_reader(self, name: str, service: ServiceSpec, tags: dict[str, str]) -> IrsaRole:
+        """Read-only access to the service's own model prefix, for its pods' service account only."""
+        location = s3_location(service)
+        assert location is not None
+        bucket, prefix = location
+        bucket_arn = self.storage.bucket_arns[bucket]
+        objects = bucket_arn.apply(lambda arn: [f"{arn}/{prefix}/*" if prefix else f"{arn}/*"])
+        return IrsaRole(
+            f"{name}-{service.name}-model-reader",
+            IrsaRoleArgs(
+                oidc_provider_arn=self.cluster.oidc_provider_arn,
+                oidc_issuer_url=self.cluster.oidc_issuer_url,
+                namespace=SERVING_NAMESPACE,
+                service_account=service_account_name(service),
+                statements=[
+                    PolicyStatement(["s3:GetObject"], objects),
+                    PolicyStatement(
+                        ["s3:ListBucket"],
+                        bucket_arn.apply(lambda arn: [arn]),
+                        conditions={"StringLike": {"s3:prefix": [f"{prefix}/*", prefix] if prefix else ["*"]}},
+                    ),
+                    PolicyStatement(["kms:Decrypt"], self.storage.kms_key_arns[bucket].apply(lambda arn: [arn])),
+                ],
+                tags=tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+@dataclass
+class Deployment:
+    platform: Platform
+    addons: ClusterAddons
+
+
+def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
+    """Build the environment `source` describes; the Pulumi program's body."""
+    spec = source.spec
+    env = spec.environment
+    aws_provider = aws.Provider(f"{env}-aws", region=spec.aws.region, default_tags={"tags": stack_tags(spec)})
+    platform = Platform(env, PlatformArgs(spec, catalog), opts=pulumi.ResourceOptions(providers={"aws": aws_provider}))
+    k8s_provider = kubernetes_provider(
+        f"{env}-kubernetes",
+        platform.cluster.kubeconfig,
+        opts=pulumi.ResourceOptions(parent=platform, depends_on=[platform.cluster]),
+    )
+    addons = ClusterAddons(
+        f"{env}-addons",
+        ClusterAddonsArgs(
+            spec=spec,
+            cluster_name=f"inferfleet-{env}",
+            region=spec.aws.region,
+            oidc_provider_arn=platform.cluster.oidc_provider_arn,
+            oidc_issuer_url=platform.cluster.oidc_issuer_url,
+            asg_names={name: pool.asg_name for name, pool in platform.pools.items()},
+            gpus_per_node={p.name: catalog.instance_types[p.instance_types[0]].gpu_count for p in spec.gpu_pools},
+            interruption_queue_url=platform.interruption.queue_url,
+            interruption_queue_arn=platform.interruption.queue_arn,
+            cluster_resource=platform.cluster.eks_cluster,
+            tags=stack_tags(spec),
+        ),
+        opts=pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider}),
+    )
+    return Deployment(platform=platform, addons=addons)

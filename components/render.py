@@ -1,0 +1,122 @@
+"""`inferfleet render`: the Pulumi program run in-process under mocks, written out for review.
+
+Writes `resources.json` (every resource: type, name, parent, provider, inputs with secrets masked,
+options) and `manifests/` (every Kubernetes object the program applies, one YAML file each). The
+output directory is filled in a temporary sibling and moved into place at the end, so a failure
+never leaves half an output behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from components.catalog import Catalog, load_catalog
+from components.mocks import RecordedResource, install
+from components.spec import SpecSource
+from components.stack import load_stack
+
+KUBERNETES_PREFIX = "kubernetes:"
+CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
+HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    resources: list[RecordedResource]
+    manifests: list[dict[str, Any]]
+
+
+def run_program(source: SpecSource, catalog: Catalog) -> list[RecordedResource]:
+    """The same program `pulumi up` runs, under recording mocks."""
+    from components.platform import deploy  # the Pulumi layer loads only when a render is asked for
+
+    spec = source.spec
+    monitor = install("inferfleet", spec.environment, spec.aws.region)
+
+    @pulumi.runtime.test
+    def program() -> None:
+        deploy(source, catalog)
+
+    program()
+    return monitor.recorded
+
+
+def kubernetes_objects(resources: list[RecordedResource]) -> list[dict[str, Any]]:
+    """Objects the program applies: typed Kubernetes resources and the objects of ConfigGroups.
+    Helm charts are listed in resources.json with their pinned versions (no helm binary offline)."""
+    objects: list[dict[str, Any]] = []
+    for resource in resources:
+        if resource.type == CONFIG_GROUP:
+            objects += [obj for obj in resource.inputs.get("objs", []) if isinstance(obj, dict)]
+        elif (
+            resource.type.startswith(KUBERNETES_PREFIX)
+            and resource.custom
+            and resource.type not in HELM_TYPES
+            and "kind" in resource.inputs
+        ):
+            objects.append(dict(resource.inputs))
+    return objects
+
+
+def render(source: SpecSource, catalog: Catalog | None = None) -> Rendered:
+    resources = run_program(source, catalog or load_catalog())
+    return Rendered(resources=resources, manifests=kubernetes_objects(resources))
+
+
+def _manifest_file_name(index: int, obj: dict[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace") or "cluster"
+    name = str(metadata.get("name", "unnamed"))
+    return f"{index:03d}-{namespace}-{obj.get('kind', 'Object')}-{name}.yaml".replace("/", "_")
+
+
+def write(rendered: Rendered, out_dir: Path) -> None:
+    """Write into a temporary sibling directory, then swap it in: all or nothing."""
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        (staging / "resources.json").write_text(
+            json.dumps([r.to_json() for r in rendered.resources], indent=2, sort_keys=True) + "\n"
+        )
+        manifests = staging / "manifests"
+        manifests.mkdir()
+        for index, obj in enumerate(rendered.manifests):
+            (manifests / _manifest_file_name(index, obj)).write_text(yaml.safe_dump(obj, sort_keys=False))
+        if out_dir.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-old-", dir=out_dir.parent))
+            os.replace(out_dir, backup / "old")
+            os.replace(staging, out_dir)
+            shutil.rmtree(backup)
+        else:
+            os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def summary(rendered: Rendered) -> str:
+    counts = Counter(resource.type for resource in rendered.resources)
+    width = max(len(token) for token in counts)
+    lines = [f"{token:<{width}}  {count}" for token, count in sorted(counts.items())]
+    lines.append(f"{'resources':<{width}}  {len(rendered.resources)}")
+    lines.append(f"{'kubernetes objects':<{width}}  {len(rendered.manifests)}")
+    return "\n".join(lines)
+
+
+def render_stack_file(path: str | Path, out_dir: str | Path) -> Rendered:
+    """Load (raising StackError with every located problem), render and write."""
+    source = load_stack(path)
+    rendered = render(source)
+    write(rendered, Path(out_dir))
+    return rendered
