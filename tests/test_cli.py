@@ -201,7 +201,7 @@ def test_plan_text_on_dev_exits_0(capsys):
 
 
 def test_plan_on_invalid_file_exits_1_with_located_problems(capsys, tmp_path):
-    path = write_dev(tmp_path, edit_dev("    replicas: {min: 1, max: 2}\n", "    replicas: {min: 3, max: 2}\n"))
+    path = write_dev(tmp_path, edit_dev("    replicas: {min: 0, max: 2}\n", "    replicas: {min: 3, max: 2}\n"))
     code, out, err = run_cli(capsys, "plan", str(path), "--json")
     assert code == 1
     assert out == f"{path}:35: services.0.replicas.min: 3 is above max 2\n"

@@ -237,6 +237,53 @@ class SloSpec(SpecModel):
 EngineArgValue = Union[bool, int, float, str]
 
 
+class RevisionSpec(SpecModel):
+    """Another revision of a service's model server: the same model at another revision, or with other
+    engine arguments. It runs as its own replica set behind the service's route."""
+
+    model_revision: str | None = Field(
+        default=None, description="Model revision (commit) of this revision. Default: the service's model.revision."
+    )
+    engine_args: dict[str, EngineArgValue] = Field(
+        default_factory=dict, description="Engine arguments over the service's engineArgs (these win). Default {}."
+    )
+    replicas: int = Field(default=1, ge=1, description="Replicas of this revision (not autoscaled). Default 1.")
+
+
+class CanarySpec(RevisionSpec):
+    weight_percent: int = Field(ge=1, le=99, description="Share of the service's requests the canary answers, in %.")
+
+
+class ShadowSpec(RevisionSpec):
+    mirror_percent: int = Field(
+        ge=1, le=100, description="Share of requests copied to the shadow, in %; its answers are discarded."
+    )
+
+
+class PipelineStageSpec(SpecModel):
+    name: str = Field(pattern=DNS_LABEL, description="Stage name; becomes the Ray Serve deployment's name.")
+    import_path: str = Field(
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:attribute of the stage's Serve deployment in the Ray Serve image.",
+    )
+    num_cpus: float = Field(default=1.0, gt=0, description="CPUs per stage replica. Default 1.")
+    replicas: ReplicasSpec = Field(
+        default_factory=lambda: ReplicasSpec(min=1, max=4), description="Serve autoscaling bounds. Default 1 to 4."
+    )
+
+
+class TritonSpec(SpecModel):
+    backend: Literal["vllm", "onnxruntime", "tensorrt", "python"] | None = Field(
+        default=None,
+        description="Triton backend of the model. Default: vllm for decoder models, onnxruntime for encoders.",
+    )
+    max_batch_size: int = Field(default=32, ge=1, description="Largest batch the model takes. Default 32.")
+    max_queue_delay_us: int = Field(
+        default=500, ge=0, description="Longest a request waits for a batch to fill, microseconds. Default 500."
+    )
+    instances_per_gpu: int = Field(default=1, ge=1, description="Model instances per GPU. Default 1.")
+
+
 class ServiceSpec(SpecModel):
     name: str = Field(pattern=DNS_LABEL, description="Service name; becomes the Kubernetes Service.")
     engine: Engine = Field(description="Serving stack: vLLM, Ray Serve (KubeRay) or NVIDIA Triton.")
@@ -252,6 +299,20 @@ class ServiceSpec(SpecModel):
     slo: SloSpec | None = Field(default=None, description="Latency and availability targets. Default: none.")
     engine_args: dict[str, EngineArgValue] = Field(
         default_factory=dict, description="Extra engine arguments: vLLM flag names without the leading dashes (enable-prefix-caching: true). User values win over planned ones. Default {}."
+    )
+
+    canary: CanarySpec | None = Field(default=None, description="A weighted canary revision. Default: none.")
+    shadow: ShadowSpec | None = Field(default=None, description="A shadow revision fed mirrored requests. Default: none.")
+    pipeline: list[PipelineStageSpec] = Field(
+        default_factory=list,
+        description="ray-serve only: Python stages before generation, in request order "
+        "(e.g. retrieve, rerank); the model is the last stage. Default [].",
+    )
+    triton: TritonSpec | None = Field(default=None, description="triton only: model configuration. Defaults: see TritonSpec.")
+    image: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$",
+        description="Serving image, e.g. a mirror in your ECR. Default: the engine's image the project pins.",
     )
 
     def engine_arg(self, flag: str) -> EngineArgValue | None:

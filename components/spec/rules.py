@@ -166,13 +166,53 @@ PLANNED_ENGINE_ARGS = {
 
 def engine_args_consistent(spec: StackSpec) -> Iterator[Problem]:
     for i, service in enumerate(spec.services):
-        for key, value in service.engine_args.items():
-            flag = key.replace("_", "-")
-            path = ("services", i, "engineArgs", key)
-            if flag in SPEC_FIELDS_NOT_ENGINE_ARGS:
-                yield Problem(path, f"set services.{i}.{SPEC_FIELDS_NOT_ENGINE_ARGS[flag]} instead: the spec owns it")
-            elif flag in PLANNED_ENGINE_ARGS and not PLANNED_ENGINE_ARGS[flag][0](value):
-                yield Problem(path, f"should be {PLANNED_ENGINE_ARGS[flag][1]} (got {value!r})")
+        sources: list[tuple[tuple, dict]] = [(("services", i, "engineArgs"), service.engine_args)]
+        for revision in ("canary", "shadow"):
+            if getattr(service, revision) is not None:
+                sources.append((("services", i, revision, "engineArgs"), getattr(service, revision).engine_args))
+        for prefix, engine_args in sources:
+            for key, value in engine_args.items():
+                flag = key.replace("_", "-")
+                path = (*prefix, key)
+                if flag in SPEC_FIELDS_NOT_ENGINE_ARGS:
+                    owner = "modelRevision" if flag == "revision" and len(prefix) == 4 else SPEC_FIELDS_NOT_ENGINE_ARGS[flag]
+                    where = f"services.{i}.{prefix[2]}" if len(prefix) == 4 else f"services.{i}"
+                    yield Problem(path, f"set {where}.{owner} instead: the spec owns it")
+                elif flag in PLANNED_ENGINE_ARGS and not PLANNED_ENGINE_ARGS[flag][0](value):
+                    yield Problem(path, f"should be {PLANNED_ENGINE_ARGS[flag][1]} (got {value!r})")
+
+
+ENGINE_SECTIONS = {"pipeline": "ray-serve", "triton": "triton"}
+"""Service keys that only one engine reads."""
+
+
+def engine_sections_match(spec: StackSpec) -> Iterator[Problem]:
+    for i, service in enumerate(spec.services):
+        for key, engine in ENGINE_SECTIONS.items():
+            if getattr(service, key) and service.engine != engine:
+                yield Problem(("services", i, key), f"only read by engine {engine}, but the service's engine is {service.engine}")
+        stages = [stage.name for stage in service.pipeline]
+        yield from _duplicates(stages, lambda s, i=i: ("services", i, "pipeline", s, "name"), "pipeline stage")
+        for s, stage in enumerate(service.pipeline):
+            if stage.replicas.min > stage.replicas.max:
+                yield Problem(("services", i, "pipeline", s, "replicas", "min"), f"{stage.replicas.min} is above max {stage.replicas.max}")
+
+
+def revisions_differ(spec: StackSpec) -> Iterator[Problem]:
+    """A canary or shadow identical to the service would split traffic and test nothing."""
+    for i, service in enumerate(spec.services):
+        for key in ("canary", "shadow"):
+            revision = getattr(service, key)
+            if revision is None:
+                continue
+            same_model = revision.model_revision in (None, service.model.revision)
+            if same_model and not revision.engine_args:
+                yield Problem(("services", i, key), "differs from the service in nothing: give modelRevision or engineArgs")
+            if service.engine == "ray-serve" and revision.model_revision not in (None, service.model.revision):
+                yield Problem(
+                    ("services", i, key, "modelRevision"),
+                    "ray-serve serves one revision per RayService; canary the engineArgs, or use a second service",
+                )
 
 
 SPEC_RULES: tuple[Rule, ...] = (
@@ -188,6 +228,8 @@ SPEC_RULES: tuple[Rule, ...] = (
     availability_needs_replicas,
     tag_keys_valid,
     engine_args_consistent,
+    engine_sections_match,
+    revisions_differ,
 )
 
 

@@ -27,6 +27,8 @@ def test_every_rule_is_registered_and_covered_here():
         "availability_needs_replicas",
         "tag_keys_valid",
         "engine_args_consistent",
+        "engine_sections_match",
+        "revisions_differ",
     ]
 
 
@@ -377,3 +379,77 @@ def test_warm_pool_rejected_with_bottlerocket(stack, spec_problems):
 def test_warm_pool_accepted_with_al2023(stack, spec_problems):
     stack["gpuPools"][0]["warmPool"] = {"size": 1}
     assert spec_problems(stack) == []
+
+
+# engine_args_consistent on revisions
+
+
+def test_canary_engine_args_checked_like_the_service(stack, spec_problems):
+    stack["services"][0]["canary"] = {"weightPercent": 10, "engineArgs": {"revision": "abc", "max-num-seqs": 0}}
+    assert spec_problems(stack) == [
+        ("services.0.canary.engineArgs.revision", "set services.0.canary.modelRevision instead: the spec owns it"),
+        ("services.0.canary.engineArgs.max-num-seqs", "should be a positive integer (got 0)"),
+    ]
+
+
+# engine_sections_match
+
+
+def test_pipeline_rejected_outside_ray_serve(stack, spec_problems):
+    stack["services"][0]["pipeline"] = [{"name": "retrieve", "importPath": "app.stages:Retriever"}]
+    assert spec_problems(stack) == [
+        ("services.0.pipeline", "only read by engine ray-serve, but the service's engine is vllm")
+    ]
+
+
+def test_triton_section_rejected_outside_triton(stack, spec_problems):
+    stack["services"][0]["triton"] = {"maxBatchSize": 8}
+    assert spec_problems(stack) == [("services.0.triton", "only read by engine triton, but the service's engine is vllm")]
+
+
+def test_duplicate_pipeline_stage_rejected(stack, spec_problems):
+    stack["services"][0]["engine"] = "ray-serve"
+    stage = {"name": "retrieve", "importPath": "app.stages:Retriever"}
+    stack["services"][0]["pipeline"] = [stage, dict(stage)]
+    assert spec_problems(stack) == [("services.0.pipeline.1.name", "duplicate pipeline stage 'retrieve'")]
+
+
+@pytest.mark.parametrize("path", ["app.stages", "app stages:Retriever", ":Retriever", "app.stages:"])
+def test_pipeline_import_path_must_be_module_colon_attribute(stack, spec_problems, path):
+    stack["services"][0]["engine"] = "ray-serve"
+    stack["services"][0]["pipeline"] = [{"name": "retrieve", "importPath": path}]
+    ((where, _),) = spec_problems(stack)
+    assert where == "services.0.pipeline.0.importPath"
+
+
+# revisions_differ
+
+
+def test_canary_identical_to_the_service_rejected(stack, spec_problems):
+    stack["services"][0]["canary"] = {"weightPercent": 10}
+    assert spec_problems(stack) == [
+        ("services.0.canary", "differs from the service in nothing: give modelRevision or engineArgs")
+    ]
+
+
+def test_shadow_with_another_model_revision_accepted(stack, spec_problems):
+    stack["services"][0]["shadow"] = {"mirrorPercent": 20, "modelRevision": "0e9e39f249a16976918f6564b8830bc894c89659"}
+    assert spec_problems(stack) == []
+
+
+def test_ray_serve_canary_of_another_model_revision_rejected(stack, spec_problems):
+    stack["services"][0]["engine"] = "ray-serve"
+    stack["services"][0]["canary"] = {"weightPercent": 10, "modelRevision": "0e9e39f249a16976918f6564b8830bc894c89659"}
+    assert spec_problems(stack) == [
+        (
+            "services.0.canary.modelRevision",
+            "ray-serve serves one revision per RayService; canary the engineArgs, or use a second service",
+        )
+    ]
+
+
+@pytest.mark.parametrize("weight", [0, 100])
+def test_canary_weight_must_leave_traffic_to_both(stack, spec_problems, weight):
+    stack["services"][0]["canary"] = {"weightPercent": weight, "engineArgs": {"max-num-seqs": 64}}
+    ((where, _),) = spec_problems(stack)
+    assert where == "services.0.canary.weightPercent"
