@@ -1,12 +1,35 @@
-"""Names the serving workloads share between the AWS side (IRSA trust) and their manifests."""
+"""What every engine's serving objects share: namespace, names and labels, the service account the
+model-reader IAM role trusts, the Hugging Face token Secret, and the node-local weight cache."""
 
 from __future__ import annotations
 
+import shlex
+from typing import Any
 from urllib.parse import urlparse
 
+from components.manifests.placement import ReplicaSet, node_affinity, tolerations
 from components.spec.models import ServiceSpec
 
 SERVING_NAMESPACE = "inferfleet-serving"
+PART_OF = "inferfleet"
+SERVICE_LABEL = "inferfleet.io/service"
+REVISION_LABEL = "inferfleet.io/revision"
+REPLICA_SET_LABEL = "inferfleet.io/replica-set"
+HF_TOKEN_SECRET = "huggingface-token"
+HF_TOKEN_KEY = "token"
+WEIGHT_CACHE_HOST_PATH = "/mnt/k8s-disks/0/inferfleet-models"
+"""Node-local NVMe (the GPU nodes' instance stores as one RAID0 volume, see components/aws/user_data.py):
+weights are fetched once per node and revision and shared by every replica on it."""
+WEIGHT_CACHE_MOUNT = "/models"
+AWS_CLI_IMAGE = (
+    "public.ecr.aws/aws-cli/aws-cli:2.36.15"
+    "@sha256:310813a7eae8fd88da1cc9c37970e3500b0ff3984479e1012f0a6fd44e453f63"
+)
+"""Fetches weights from S3 in the init container (IRSA credentials from the pod's service account).
+Tag and digest as pinned by public CI scripts; confirm with `crane digest` before bumping."""
+GPU_RESOURCE = "nvidia.com/gpu"
+SPOT_NOTICE_SECONDS = 120
+"""EC2 gives a spot instance two minutes' notice; a replica must drain within it."""
 
 
 def service_account_name(service: ServiceSpec) -> str:
@@ -19,3 +42,159 @@ def s3_location(service: ServiceSpec) -> tuple[str, str] | None:
     if parsed.scheme != "s3":
         return None
     return parsed.netloc, parsed.path.strip("/")
+
+
+def service_labels(service: ServiceSpec, revision: str = "stable") -> dict[str, str]:
+    """The labels a Service selects on: every replica set of one revision of the service."""
+    return {SERVICE_LABEL: service.name, REVISION_LABEL: revision}
+
+
+def replica_set_labels(replica_set: ReplicaSet) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": replica_set.service.name,
+        "app.kubernetes.io/instance": replica_set.name,
+        "app.kubernetes.io/component": replica_set.service.engine,
+        "app.kubernetes.io/part-of": PART_OF,
+        **service_labels(replica_set.service, replica_set.revision),
+        REPLICA_SET_LABEL: replica_set.name,
+    }
+
+
+def metadata(name: str, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "namespace": SERVING_NAMESPACE, "labels": dict(labels), **extra}
+
+
+def namespace() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": SERVING_NAMESPACE, "labels": {"app.kubernetes.io/part-of": PART_OF}},
+    }
+
+
+def service_account(service: ServiceSpec, role_arn: Any) -> dict[str, Any]:
+    """The identity the service's model-reader IAM role trusts (IRSA); `role_arn` may be a Pulumi Output."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(
+            service_account_name(service),
+            {"app.kubernetes.io/name": service.name, "app.kubernetes.io/part-of": PART_OF},
+            annotations={"eks.amazonaws.com/role-arn": role_arn},
+        ),
+        "automountServiceAccountToken": True,
+    }
+
+
+def huggingface_token_secret(token: Any) -> dict[str, Any]:
+    """From Pulumi secret config (`pulumi config set --secret huggingFaceToken`); never in a spec or file."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(HF_TOKEN_SECRET, {"app.kubernetes.io/part-of": PART_OF}),
+        "type": "Opaque",
+        "stringData": {HF_TOKEN_KEY: token},
+    }
+
+
+def hf_token_env(name: str = "HF_TOKEN") -> dict[str, Any]:
+    """Optional: public models start without the Secret."""
+    return {
+        "name": name,
+        "valueFrom": {"secretKeyRef": {"name": HF_TOKEN_SECRET, "key": HF_TOKEN_KEY, "optional": True}},
+    }
+
+
+def model_cache_dir(service: ServiceSpec, revision: str | None) -> str:
+    """Where a model's weights sit inside the pod: one directory per model and revision."""
+    return f"{WEIGHT_CACHE_MOUNT}/{service.model.name}/{revision or 'default'}"
+
+
+def weight_fetch_init_container(service: ServiceSpec, revision: str | None) -> dict[str, Any] | None:
+    """Copies s3://bucket/prefix to the node-local cache once per node: the first replica takes a lock
+    and writes a marker when done; later replicas on the node (and restarts) find the marker and skip."""
+    location = s3_location(service)
+    if location is None:
+        return None
+    bucket, prefix = location
+    target = model_cache_dir(service, revision)
+    source = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    script = "\n".join(
+        [
+            "set -eu",
+            f"target={shlex.quote(target)}",
+            'mkdir -p "$target"',
+            'exec 9>"$target.lock"',
+            "flock 9",
+            'if [ -e "$target/.complete" ]; then echo "weights cached on this node"; exit 0; fi',
+            f'aws s3 sync --only-show-errors {shlex.quote(source)} "$target"',
+            'touch "$target/.complete"',
+        ]
+    )
+    return {
+        "name": "fetch-weights",
+        "image": AWS_CLI_IMAGE,
+        "command": ["/bin/bash", "-c", script],
+        "resources": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": False},
+        "volumeMounts": [{"name": "weights", "mountPath": WEIGHT_CACHE_MOUNT}],
+    }
+
+
+def weight_cache_volume() -> dict[str, Any]:
+    return {"name": "weights", "hostPath": {"path": WEIGHT_CACHE_HOST_PATH, "type": "DirectoryOrCreate"}}
+
+
+def shm_volume(size_gib: int) -> dict[str, Any]:
+    """NCCL and PyTorch workers share tensors through /dev/shm; the container default (64 MiB) is too small."""
+    return {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{size_gib}Gi"}}
+
+
+def pod_placement(replica_set: ReplicaSet) -> dict[str, Any]:
+    """Pod spec fields that put a replica set's pods on its pools, spread over zones and nodes."""
+    selector = {"matchLabels": {REPLICA_SET_LABEL: replica_set.name}}
+    return {
+        "affinity": {
+            "nodeAffinity": node_affinity(replica_set.pools),
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "podAffinityTerm": {"labelSelector": selector, "topologyKey": "kubernetes.io/hostname"},
+                    }
+                ]
+            },
+        },
+        "tolerations": tolerations(replica_set.pools),
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": selector,
+            }
+        ],
+    }
+
+
+def pod_disruption_budget(replica_set: ReplicaSet) -> dict[str, Any]:
+    """At most one replica of the set voluntarily disrupted at a time (drains, node consolidation)."""
+    labels = replica_set_labels(replica_set)
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(replica_set.name, labels),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {REPLICA_SET_LABEL: replica_set.name}}},
+    }
+
+
+def cluster_service(service: ServiceSpec, revision: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One Service per revision over all the revision's replica sets (floor and burst, every shape)."""
+    name = service.name if revision == "stable" else f"{service.name}-{revision}"
+    labels = {"app.kubernetes.io/name": service.name, "app.kubernetes.io/part-of": PART_OF, REVISION_LABEL: revision}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(name, labels),
+        "spec": {"type": "ClusterIP", "selector": service_labels(service, revision), "ports": ports},
+    }

@@ -1,0 +1,56 @@
+"""The real validators every generated object goes through: kubernetes-validate (strict) for built-in
+kinds, the vendored CRD schemas for custom resources."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+CRDS = Path(__file__).resolve().parents[2] / "components" / "manifests" / "crds"
+
+
+def _strict(schema: Any) -> Any:
+    """The API server rejects unknown fields under strict field validation (kubectl's default); plain
+    JSON Schema allows them unless `additionalProperties: false` says otherwise, so add it."""
+    if isinstance(schema, dict):
+        schema = {key: _strict(value) for key, value in schema.items()}
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    return schema
+
+
+@functools.cache
+def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> openAPIV3Schema, for every version of every vendored CRD."""
+    schemas = {}
+    for path in CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            schemas[(f"{group}/{version['name']}", kind)] = _strict(version["schema"]["openAPIV3Schema"])
+    return schemas
+
+
+def is_custom(obj: dict[str, Any]) -> bool:
+    return (obj["apiVersion"], obj["kind"]) in _crd_schemas()
+
+
+def validate_object(obj: dict[str, Any], kubernetes_version: str) -> None:
+    """Raise when the object breaks its schema: its CRD's for custom resources, else Kubernetes' own."""
+    schema = _crd_schemas().get((obj["apiVersion"], obj["kind"]))
+    if schema is not None:
+        jsonschema.validate(obj, schema)
+    else:
+        kubernetes_validate.validate(obj, kubernetes_version, strict=True)
