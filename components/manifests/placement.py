@@ -6,7 +6,7 @@
   pool of its shape, spot first in the service's order, on-demand after: pods prefer the pools in
   order, and Cluster Autoscaler's priority expander adds spot nodes first and on-demand nodes when
   spot has no capacity.
-- Pools of another GPU shape (another parallelism) get their own burst set with that pool's plan;
+- Pools of another shape (another node type or parallelism) get their own burst set with that pool's plan;
   it scales only while the set before it has replicas it cannot place (its fallback).
 - A canary or shadow revision is a fixed-size set on the pools of the first burst set.
 """
@@ -63,8 +63,19 @@ class ReplicaSet:
         return self.service.model.revision
 
 
-def _shape(entry: ServicePoolPlan) -> tuple[int, int, int, int]:
-    return (entry.gpus_per_replica, entry.nodes_per_replica, entry.tensor_parallel_size, entry.pipeline_parallel_size)
+Shape = tuple[str, int, int, int, int]
+
+
+def _shape(entry: ServicePoolPlan) -> Shape:
+    """Pools share a replica set only when the plan sized them alike: the same node type (the pool's
+    template) and the same parallelism, hence the same engine arguments and resource requests."""
+    return (
+        entry.instance_type,
+        entry.gpus_per_replica,
+        entry.nodes_per_replica,
+        entry.tensor_parallel_size,
+        entry.pipeline_parallel_size,
+    )
 
 
 def replica_sets(service: ServiceSpec, spec: StackSpec, plan: StackPlan) -> list[ReplicaSet]:
@@ -72,7 +83,7 @@ def replica_sets(service: ServiceSpec, spec: StackSpec, plan: StackPlan) -> list
     pools = {pool.name: pool for pool in spec.gpu_pools}
     entries = {e.pool: e for e in plan.services if e.name == service.name}
     ordered = [entries[name] for name in service.pools]
-    shapes: dict[tuple[int, int, int, int], list[ServicePoolPlan]] = {}
+    shapes: dict[Shape, list[ServicePoolPlan]] = {}
     for entry in ordered:
         shapes.setdefault(_shape(entry), []).append(entry)
 

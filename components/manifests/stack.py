@@ -1,0 +1,91 @@
+"""Every serving object of a stack, grouped by what must exist in the cluster before it is applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.catalog import Catalog
+from components.manifests import serving as s
+from components.manifests.autoscaling import load_signal, scaled_object
+from components.manifests.monitoring import METRICS_PORTS, pod_monitor
+from components.manifests.placement import replica_sets
+from components.manifests.traffic import http_route
+from components.planner.plan import StackPlan
+from components.spec.models import ServiceSpec, StackSpec
+
+WORKLOAD_KINDS = {"Deployment", "LeaderWorkerSet"}
+BUILT_IN_GROUPS = {"", "apps", "policy", "batch", "autoscaling", "networking.k8s.io", "rbac.authorization.k8s.io"}
+"""API groups the API server serves without an operator's CRDs."""
+
+
+@dataclass
+class ServiceObjects:
+    """One service's objects: `core` (built-in kinds) first, then each custom kind after its operator."""
+
+    core: list[dict[str, Any]] = field(default_factory=list)
+    custom: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """kind -> objects (RayService, LeaderWorkerSet, ScaledObject, HTTPRoute)."""
+
+    def add(self, obj: dict[str, Any]) -> None:
+        group = obj["apiVersion"].rpartition("/")[0]
+        if group in BUILT_IN_GROUPS:
+            self.core.append(obj)
+        else:
+            self.custom.setdefault(obj["kind"], []).append(obj)
+
+    def all(self) -> list[dict[str, Any]]:
+        return self.core + [obj for objects in self.custom.values() for obj in objects]
+
+
+def engine_objects(service: ServiceSpec, spec: StackSpec, plan: StackPlan, catalog: Catalog) -> list[dict[str, Any]]:
+    if service.engine == "vllm":
+        from components.manifests.vllm import vllm_objects
+
+        return vllm_objects(service, spec, plan, catalog)
+    if service.engine == "triton":
+        from components.manifests.triton import triton_objects
+
+        return triton_objects(service, spec, plan, catalog)
+    from components.manifests.ray_serve import ray_serve_objects
+
+    return ray_serve_objects(service, spec, plan)
+
+
+def service_objects(service: ServiceSpec, spec: StackSpec, plan: StackPlan, catalog: Catalog) -> ServiceObjects:
+    """The engine's workloads and Services, the burst sets' ScaledObjects and the service's HTTPRoute.
+    The ServiceAccount is not here: its role ARN is only known once the platform exists."""
+    result = ServiceObjects()
+    workloads = engine_objects(service, spec, plan, catalog)
+    for obj in workloads:
+        result.add(obj)
+    targets = {obj["metadata"]["name"]: obj for obj in workloads if obj["kind"] in WORKLOAD_KINDS}
+    sets = replica_sets(service, spec, plan)
+    floor = sum(r.replicas_min for r in sets if r.role == "floor")
+    for replica_set in sets:
+        if replica_set.autoscaled and load_signal(replica_set) is not None and replica_set.name in targets:
+            result.add(scaled_object(replica_set, targets[replica_set.name], floor))
+    result.add(http_route(service, **_route_backends(service, workloads)))
+    return result
+
+
+def _route_backends(service: ServiceSpec, workloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """The port and Service names the route sends to: the engine's own Services (named by revision)."""
+    services = [obj for obj in workloads if obj["kind"] == "Service"]
+    stable = next(obj for obj in services if obj["metadata"]["name"] in (service.name, f"{service.name}-serve"))
+    port = stable["spec"]["ports"][0]["port"]
+    names = {"stable": stable["metadata"]["name"]}
+    for revision in ("canary", "shadow"):
+        name = f"{service.name}-{revision}"
+        if any(obj["metadata"]["name"] == name for obj in services):
+            names[revision] = name
+    return {"port": port, "backends": names}
+
+
+def shared_objects(spec: StackSpec) -> list[dict[str, Any]]:
+    """The serving namespace and, with the metrics stack, a PodMonitor per engine in use."""
+    objects = [s.namespace()]
+    if spec.observability.enabled:
+        engines = dict.fromkeys(service.engine for service in spec.services if service.engine in METRICS_PORTS)
+        objects += [pod_monitor(engine) for engine in engines]
+    return objects

@@ -1,0 +1,88 @@
+"""Replica sets: the on-demand floor, the spot-first burst per GPU shape, revisions; pods land only where
+their pools' labels and taints say."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from components.manifests.placement import node_affinity, replica_sets, tolerations
+from components.manifests.scheduling import POOL_LABEL, pool_labels, pool_taints
+from components.planner import plan_stack
+from components.spec.models import StackSpec
+
+
+def sets_by_name(spec, plan, service_name):
+    (service,) = [s for s in spec.services if s.name == service_name]
+    return {r.name: r for r in replica_sets(service, spec, plan)}
+
+
+def test_floor_holds_replicas_min_on_on_demand_pools_only(prod):
+    spec, plan = prod
+    for service in spec.services:
+        (floor,) = [r for r in replica_sets(service, spec, plan) if r.role == "floor"]
+        assert floor.replicas_min == floor.replicas_max == service.replicas.min
+        assert {pool.capacity_type for pool in floor.pools} == {"onDemand"}
+        assert all(taint.key != "inferfleet.io/spot" for pool in floor.pools for taint in pool_taints(pool))
+
+
+def test_burst_scales_the_rest_spot_first_with_on_demand_fallback(prod):
+    spec, plan = prod
+    burst = sets_by_name(spec, plan, "chat")["chat-burst"]
+    assert (burst.replicas_min, burst.replicas_max) == (0, 14)
+    assert [pool.name for pool in burst.pools] == ["h100-spot", "h100-ondemand"]
+    preferred = node_affinity(burst.pools)["preferredDuringSchedulingIgnoredDuringExecution"]
+    weights = {term["preference"]["matchExpressions"][0]["values"][0]: term["weight"] for term in preferred}
+    assert weights["h100-spot"] > weights["h100-ondemand"]
+
+
+def test_service_without_a_floor_scales_from_zero(planned):
+    spec, plan = planned
+    for service in spec.services:
+        sets = replica_sets(service, spec, plan)
+        assert any(r.role == "floor" for r in sets) == (service.replicas.min > 0)
+
+
+def with_chat_pools(spec: StackSpec, pools: list[str]) -> StackSpec:
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    data = copy.deepcopy(data)
+    data["services"][0]["pools"] = pools
+    return StackSpec.model_validate(data)
+
+
+def test_pools_of_another_shape_get_their_own_burst_set_that_falls_back(prod, catalog):
+    spec = with_chat_pools(prod[0], ["h100-spot", "l40s-spot", "h100-ondemand"])
+    plan = plan_stack(spec, catalog)
+    sets = sets_by_name(spec, plan, "chat")
+    first, second = sets["chat-burst"], sets["chat-burst-2"]
+    assert [p.name for p in first.pools] == ["h100-spot", "h100-ondemand"]
+    assert [p.name for p in second.pools] == ["l40s-spot"]
+    assert second.fallback_of == "chat-burst" and first.fallback_of is None
+    assert (first.plan.instance_type, second.plan.instance_type) == ("p5.48xlarge", "g6e.12xlarge")
+
+
+def test_canary_carries_its_engine_args_over_the_service(prod):
+    spec, plan = prod
+    canary = sets_by_name(spec, plan, "chat")["chat-canary"]
+    assert canary.revision == "canary" and canary.replicas_min == 1
+    assert canary.engine_args == {"enable-prefix-caching": True, "max-num-batched-tokens": 16384}
+
+
+def test_pods_select_exactly_their_pools_labels_and_tolerate_their_taints(planned):
+    spec, plan = planned
+    pools = {pool.name: pool for pool in spec.gpu_pools}
+    for service in spec.services:
+        for replica_set in replica_sets(service, spec, plan):
+            (term,) = node_affinity(replica_set.pools)["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            (expression,) = term["matchExpressions"]
+            assert expression["key"] == POOL_LABEL
+            for name in expression["values"]:
+                assert pool_labels(pools[name])[POOL_LABEL] == name
+                needed = [t.toleration() for t in pool_taints(pools[name])]
+                assert all(t in tolerations(replica_set.pools) for t in needed)
+
+
+def test_single_pool_needs_no_preference(prod):
+    spec, _ = prod
+    assert "preferredDuringSchedulingIgnoredDuringExecution" not in node_affinity(tuple(spec.gpu_pools[:1]))
