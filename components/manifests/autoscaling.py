@@ -2,7 +2,7 @@
 
 The burst set's replica count is the load above what the floor absorbs, in replicas:
     ceil(max(0, load - floor_replicas x per_replica_target) / per_replica_target)
-where load is requests running plus waiting (vLLM) or pending (Triton) over the service's stable revision
+where load is requests running plus waiting (vLLM, and Triton's vLLM backend) or pending (Triton) over the service's stable revision
 (the canary and shadow are fixed-size and not counted). Counting
 waiting requests makes a queue scale the service out; counting running ones keeps the count steady once
 the queue has drained (a queue-only signal scales in as soon as it has scaled out). A burst set of
@@ -17,8 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from components.catalog import Catalog
 from components.manifests import serving as s
 from components.manifests.placement import ReplicaSet
+from components.manifests.triton import backend_of
 
 PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Prometheus the metrics stack runs (the operator's governing Service of its Prometheus)."""
@@ -42,12 +44,14 @@ class LoadSignal:
     per_replica: int
 
 
-def load_signal(replica_set: ReplicaSet) -> LoadSignal | None:
+def load_signal(replica_set: ReplicaSet, catalog: Catalog) -> LoadSignal | None:
+    """vLLM's running plus waiting requests (also for Triton's vLLM backend, which reports vLLM's own
+    gauges and hands every request straight to it), Triton's pending requests for batched backends."""
     service = replica_set.service
     selector = (
         f'{{namespace="{s.SERVING_NAMESPACE}",{SERVICE_METRIC_LABEL}="{service.name}",{REVISION_METRIC_LABEL}="stable"}}'
     )
-    if service.engine == "vllm":
+    if service.engine == "vllm" or (service.engine == "triton" and backend_of(service, catalog) == "vllm"):
         expression = f"sum(vllm:num_requests_running{selector}) + sum(vllm:num_requests_waiting{selector})"
         return LoadSignal(expression, max(1, replica_set.plan.planned_concurrency))
     if service.engine == "triton":
@@ -64,9 +68,9 @@ def _pending_pods(replica_set_name: str) -> str:
     )
 
 
-def burst_query(replica_set: ReplicaSet, floor_replicas: int) -> tuple[str, int]:
+def burst_query(replica_set: ReplicaSet, floor_replicas: int, catalog: Catalog) -> tuple[str, int]:
     """The query whose value, divided by the returned per-replica target, is the set's replica count."""
-    signal = load_signal(replica_set)
+    signal = load_signal(replica_set, catalog)
     assert signal is not None and replica_set.role == "burst"
     above_floor = f"clamp_min(({signal.expression}) - {floor_replicas * signal.per_replica}, 0)"
     if replica_set.fallback_of:
@@ -95,9 +99,11 @@ def _prometheus_trigger(name: str, query: str, threshold: int) -> dict[str, Any]
     }
 
 
-def scaled_object(replica_set: ReplicaSet, target: dict[str, str], floor_replicas: int) -> dict[str, Any]:
+def scaled_object(
+    replica_set: ReplicaSet, target: dict[str, str], floor_replicas: int, catalog: Catalog
+) -> dict[str, Any]:
     """KEDA scales `target` (the set's Deployment or LeaderWorkerSet) between its bounds."""
-    query, per_replica = burst_query(replica_set, floor_replicas)
+    query, per_replica = burst_query(replica_set, floor_replicas, catalog)
     pods, minutes = SCALE_DOWN_PODS_PER_MINUTES
     return {
         "apiVersion": "keda.sh/v1alpha1",

@@ -3,10 +3,12 @@ model-reader IAM role trusts, the Hugging Face token Secret, and the node-local 
 
 from __future__ import annotations
 
+import math
 import shlex
 from typing import Any
 from urllib.parse import urlparse
 
+from components.catalog import Catalog
 from components.manifests.placement import ReplicaSet, node_affinity, tolerations
 from components.spec.models import ServiceSpec
 
@@ -30,6 +32,14 @@ Tag and digest as pinned by public CI scripts; confirm with `crane digest` befor
 GPU_RESOURCE = "nvidia.com/gpu"
 SPOT_NOTICE_SECONDS = 120
 """EC2 gives a spot instance two minutes' notice; a replica must drain within it."""
+NODE_TERMINATION_MARGIN_SECONDS = 30
+"""Of the notice: the termination handler's queue polling and the node drain's own start."""
+TERMINATION_GRACE_SECONDS = SPOT_NOTICE_SECONDS - NODE_TERMINATION_MARGIN_SECONDS
+DRAIN_SECONDS = 15
+"""preStop pause: endpoints stop sending new requests before the engine gets SIGTERM."""
+NODE_SHARE = 0.85
+"""Share of a node's per-GPU CPU and memory a replica requests; the rest is for the kubelet and add-ons."""
+MAX_SHM_GIB = 64
 
 
 def service_account_name(service: ServiceSpec) -> str:
@@ -73,14 +83,15 @@ def namespace() -> dict[str, Any]:
 
 
 def service_account(service: ServiceSpec, role_arn: Any) -> dict[str, Any]:
-    """The identity the service's model-reader IAM role trusts (IRSA); `role_arn` may be a Pulumi Output."""
+    """The identity the service's model-reader IAM role trusts (IRSA); no role for hf:// models."""
+    annotations = {"annotations": {"eks.amazonaws.com/role-arn": role_arn}} if role_arn else {}
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": metadata(
             service_account_name(service),
             {"app.kubernetes.io/name": service.name, "app.kubernetes.io/part-of": PART_OF},
-            annotations={"eks.amazonaws.com/role-arn": role_arn},
+            **annotations,
         ),
         "automountServiceAccountToken": True,
     }
@@ -148,6 +159,27 @@ def weight_cache_volume() -> dict[str, Any]:
 def shm_volume(size_gib: int) -> dict[str, Any]:
     """NCCL and PyTorch workers share tensors through /dev/shm; the container default (64 MiB) is too small."""
     return {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{size_gib}Gi"}}
+
+
+def replica_resources(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:
+    """One pod's GPUs (a whole replica, or one node's part of a multi-node one); CPU and memory in
+    proportion to its share of the node's GPUs."""
+    entry = replica_set.plan
+    instance = catalog.instance_types[entry.instance_type]
+    gpus = min(entry.gpus_per_replica, instance.gpu_count)
+    share = gpus / instance.gpu_count * NODE_SHARE
+    cpu = max(1, math.floor(instance.vcpu * share))
+    memory = f"{max(4, math.floor(instance.memory_gib * share))}Gi"
+    return {
+        "requests": {"cpu": str(cpu), "memory": memory, GPU_RESOURCE: gpus},
+        "limits": {"memory": memory, GPU_RESOURCE: gpus},
+    }
+
+
+def shm_gib(replica_set: ReplicaSet, catalog: Catalog) -> int:
+    """A quarter of a GPU's share of host memory, capped: enough for NCCL and Python-backend tensors."""
+    instance = catalog.instance_types[replica_set.plan.instance_type]
+    return max(1, min(MAX_SHM_GIB, math.floor(instance.memory_gib / instance.gpu_count / 4)))
 
 
 def pod_placement(replica_set: ReplicaSet) -> dict[str, Any]:

@@ -63,8 +63,8 @@ def service_objects(service: ServiceSpec, spec: StackSpec, plan: StackPlan, cata
     sets = replica_sets(service, spec, plan)
     floor = sum(r.replicas_min for r in sets if r.role == "floor")
     for replica_set in sets:
-        if replica_set.autoscaled and load_signal(replica_set) is not None and replica_set.name in targets:
-            result.add(scaled_object(replica_set, targets[replica_set.name], floor))
+        if replica_set.autoscaled and load_signal(replica_set, catalog) is not None and replica_set.name in targets:
+            result.add(scaled_object(replica_set, targets[replica_set.name], floor, catalog))
     result.add(http_route(service, **_route_backends(service, workloads)))
     return result
 

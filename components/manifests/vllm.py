@@ -11,7 +11,6 @@ test hands to a real vLLM server and its real argument parser.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from components.catalog import Catalog
@@ -26,13 +25,7 @@ from components.spec.models import ServiceSpec, StackSpec
 PORT = 8000
 HEALTH_PATH = "/health"
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
-DRAIN_SECONDS = 15
-"""preStop pause: endpoints stop sending new requests before vLLM gets SIGTERM."""
-TERMINATION_GRACE_SECONDS = 90
-"""In-flight requests finish within this; below the 120 s spot notice less the drain and NTH's margin."""
 RAY_PORT = 6379
-NODE_SHARE = 0.85
-"""Share of a node's per-GPU CPU and memory a replica requests; the rest is for the kubelet and add-ons."""
 DTYPE_FLAGS = {"bfloat16": "bfloat16", "float16": "float16"}
 """Spec dtype -> vLLM --dtype; quantized weights (fp8, int8, int4) keep `auto` and vLLM reads the
 quantization from the checkpoint's config."""
@@ -46,8 +39,9 @@ def _flag_value(flag: str, value: Any) -> list[str]:
     return [f"--{flag}", str(value)]
 
 
-def vllm_args(replica_set: ReplicaSet, catalog: Catalog) -> list[str]:
-    """The server's command-line arguments for one replica set: planned values, then engineArgs."""
+def engine_arguments(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:
+    """vLLM's engine arguments (dashed names) for one replica set: planned values, then engineArgs.
+    Triton's vLLM backend takes the same ones in its model.json."""
     service, entry = replica_set.service, replica_set.plan
     instance = catalog.instance_types[entry.instance_type]
     settings = engine_settings(service, catalog.gpu_of(instance))
@@ -64,7 +58,6 @@ def vllm_args(replica_set: ReplicaSet, catalog: Catalog) -> list[str]:
         "max-num-batched-tokens": settings.max_num_batched_tokens,
         "dtype": DTYPE_FLAGS.get(service.model.dtype, "auto"),
         "enable-prefix-caching": True,
-        "port": PORT,
     }
     if settings.kv_cache_dtype != "auto":
         planned["kv-cache-dtype"] = settings.kv_cache_dtype
@@ -74,7 +67,13 @@ def vllm_args(replica_set: ReplicaSet, catalog: Catalog) -> list[str]:
         planned["distributed-executor-backend"] = "ray"
     for key, value in replica_set.engine_args.items():
         planned[key.replace("_", "-")] = value
-    return [part for flag, value in planned.items() for part in _flag_value(flag, value)]
+    return planned
+
+
+def vllm_args(replica_set: ReplicaSet, catalog: Catalog) -> list[str]:
+    """The OpenAI server's command-line arguments: the engine's, then the port."""
+    arguments = {**engine_arguments(replica_set, catalog), "port": PORT}
+    return [part for flag, value in arguments.items() for part in _flag_value(flag, value)]
 
 
 def _model_path(replica_set: ReplicaSet) -> str:
@@ -83,20 +82,6 @@ def _model_path(replica_set: ReplicaSet) -> str:
     if s.s3_location(service) is not None:
         return s.model_cache_dir(service, replica_set.model_revision)
     return service.model.name
-
-
-def _resources(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:
-    """GPUs of one node's share of the replica; CPU and memory in proportion to those GPUs."""
-    entry = replica_set.plan
-    instance = catalog.instance_types[entry.instance_type]
-    gpus = min(entry.gpus_per_replica, instance.gpu_count)
-    share = gpus / instance.gpu_count * NODE_SHARE
-    cpu = max(1, math.floor(instance.vcpu * share))
-    memory_gib = max(4, math.floor(instance.memory_gib * share))
-    return {
-        "requests": {"cpu": str(cpu), "memory": f"{memory_gib}Gi", s.GPU_RESOURCE: gpus},
-        "limits": {"memory": f"{memory_gib}Gi", s.GPU_RESOURCE: gpus},
-    }
 
 
 def _probes(replica_set: ReplicaSet) -> dict[str, Any]:
@@ -112,11 +97,6 @@ def _probes(replica_set: ReplicaSet) -> dict[str, Any]:
     }
 
 
-def _shm_gib(replica_set: ReplicaSet, catalog: Catalog) -> int:
-    instance = catalog.instance_types[replica_set.plan.instance_type]
-    return max(1, min(64, math.floor(instance.memory_gib / instance.gpu_count / 4)))
-
-
 def _container(replica_set: ReplicaSet, catalog: Catalog, command: list[str]) -> dict[str, Any]:
     return {
         "name": "vllm",
@@ -124,8 +104,8 @@ def _container(replica_set: ReplicaSet, catalog: Catalog, command: list[str]) ->
         "command": command,
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": [s.hf_token_env()],
-        "resources": _resources(replica_set, catalog),
-        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+        "resources": s.replica_resources(replica_set, catalog),
+        "lifecycle": {"preStop": {"sleep": {"seconds": s.DRAIN_SECONDS}}},
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "weights", "mountPath": s.WEIGHT_CACHE_MOUNT},
@@ -137,10 +117,10 @@ def _pod_spec(replica_set: ReplicaSet, catalog: Catalog, container: dict[str, An
     init = s.weight_fetch_init_container(replica_set.service, replica_set.model_revision)
     return {
         "serviceAccountName": s.service_account_name(replica_set.service),
-        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "terminationGracePeriodSeconds": s.TERMINATION_GRACE_SECONDS,
         **({"initContainers": [init]} if init else {}),
         "containers": [container],
-        "volumes": [s.shm_volume(_shm_gib(replica_set, catalog)), s.weight_cache_volume()],
+        "volumes": [s.shm_volume(s.shm_gib(replica_set, catalog)), s.weight_cache_volume()],
         **s.pod_placement(replica_set),
     }
 

@@ -23,6 +23,7 @@ def check_catalog_facts(spec: StackSpec, catalog: Catalog) -> list[Problem]:
         architecture = catalog.architecture_for(service.model)
         assert architecture is not None
         problems += list(_service_fits(spec, s, architecture, catalog))
+        problems += list(_triton_backend_has_files(spec, s, architecture))
     return problems
 
 
@@ -88,6 +89,24 @@ def _models_known(spec: StackSpec, catalog: Catalog) -> Iterator[Problem]:
             )
 
 
+SINGLE_NODE_ENGINES = ("triton",)
+"""Engines whose replica the manifests run as one pod (vLLM spans nodes with LeaderWorkerSet)."""
+TRITON_FILE_BACKENDS = ("onnxruntime", "tensorrt", "python")
+"""Triton backends that load model files from the node cache, so they need s3:// weights."""
+
+
+def _triton_backend_has_files(spec: StackSpec, s: int, architecture: ModelArchitecture) -> Iterator[Problem]:
+    service = spec.services[s]
+    if service.engine != "triton":
+        return
+    backend = service.triton_backend(architecture.kind)
+    if backend in TRITON_FILE_BACKENDS and not service.model.uri.startswith("s3://"):
+        yield Problem(
+            ("services", s, "model", "uri"),
+            f"Triton's {backend} backend loads model files from s3://; {service.model.uri} has none to load",
+        )
+
+
 def _service_fits(spec: StackSpec, s: int, architecture: ModelArchitecture, catalog: Catalog) -> Iterator[Problem]:
     service = spec.services[s]
     context = architecture.context_length
@@ -105,8 +124,16 @@ def _service_fits(spec: StackSpec, s: int, architecture: ModelArchitecture, cata
                 field = "tensorParallelSize" if "tensor" in shape_problem else "pipelineParallelSize"
                 yield Problem(("services", s, field), f"on pool {pool_name} ({instance_name}): {shape_problem}")
                 return
-            if choose_replica(target, catalog) is None:
+            replica = choose_replica(target, catalog)
+            if replica is None:
                 yield Problem(("services", s, "pools", p), _does_not_fit(target, catalog))
+                break
+            if service.engine in SINGLE_NODE_ENGINES and replica.gpus > instance.gpu_count:
+                yield Problem(
+                    ("services", s, "pools", p),
+                    f"a {service.engine} replica must fit one node, but on {instance_name} it needs "
+                    f"{replica.gpus} GPUs ({instance.gpu_count} per node); use vllm or a larger instance type",
+                )
                 break
 
 

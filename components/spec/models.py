@@ -272,6 +272,9 @@ class PipelineStageSpec(SpecModel):
     )
 
 
+DEFAULT_TRITON_BACKENDS = {"decoder": "vllm", "encoder": "onnxruntime"}
+
+
 class TritonSpec(SpecModel):
     backend: Literal["vllm", "onnxruntime", "tensorrt", "python"] | None = Field(
         default=None,
@@ -314,6 +317,12 @@ class ServiceSpec(SpecModel):
         pattern=r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$",
         description="Serving image, e.g. a mirror in your ECR. Default: the engine's image the project pins.",
     )
+
+    def triton_backend(self, model_kind: str) -> str:
+        """The spec's Triton backend, or the default for the model's kind (vllm for decoders)."""
+        if self.triton is not None and self.triton.backend is not None:
+            return self.triton.backend
+        return DEFAULT_TRITON_BACKENDS[model_kind]
 
     def engine_arg(self, flag: str) -> EngineArgValue | None:
         """The value of a vLLM flag (`gpu-memory-utilization`) in `engineArgs`, spelt with dashes or underscores."""

@@ -18,46 +18,46 @@ def sets(spec, plan, name):
     return {r.name: r for r in replica_sets(service, spec, plan)}
 
 
-def test_burst_scales_between_zero_and_what_the_floor_leaves(prod):
+def test_burst_scales_between_zero_and_what_the_floor_leaves(prod, catalog):
     spec, plan = prod
     burst = sets(spec, plan, "chat")["chat-burst"]
-    obj = scaled_object(burst, DEPLOYMENT, floor_replicas=2)
+    obj = scaled_object(burst, DEPLOYMENT, 2, catalog)
     validate_object(obj, KUBERNETES_VERSION)
     assert (obj["spec"]["minReplicaCount"], obj["spec"]["maxReplicaCount"]) == (0, 14)
     assert obj["spec"]["scaleTargetRef"] == {**DEPLOYMENT, "name": "chat-burst"}
     assert obj["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300
 
 
-def test_vllm_load_counts_waiting_and_running_requests_of_the_stable_revision_above_the_floor(prod):
+def test_vllm_load_counts_waiting_and_running_requests_of_the_stable_revision_above_the_floor(prod, catalog):
     spec, plan = prod
     burst = sets(spec, plan, "chat")["chat-burst"]
-    query, per_replica = burst_query(burst, floor_replicas=2)
+    query, per_replica = burst_query(burst, 2, catalog)
     assert "vllm:num_requests_waiting" in query and "vllm:num_requests_running" in query
     assert 'inferfleet_revision="stable"' in query and 'inferfleet_service="chat"' in query
     assert per_replica == burst.plan.planned_concurrency
     assert f"- {2 * per_replica}, 0)" in query
 
 
-def test_triton_load_is_its_pending_requests(prod):
+def test_triton_load_is_its_pending_requests(prod, catalog):
     spec, plan = prod
     burst = sets(spec, plan, "rerank")["rerank-burst"]
-    signal = load_signal(burst)
+    signal = load_signal(burst, catalog)
     assert signal is not None and "nv_inference_pending_request_count" in signal.expression
     assert signal.per_replica == 64
 
 
-def test_ray_serve_scales_itself(prod):
+def test_ray_serve_scales_itself(prod, catalog):
     spec, plan = prod
-    assert load_signal(sets(spec, plan, "rag")["rag-burst"]) is None
+    assert load_signal(sets(spec, plan, "rag")["rag-burst"], catalog) is None
 
 
-def test_only_a_service_without_floor_wakes_from_zero_on_the_gateway(planned):
+def test_only_a_service_without_floor_wakes_from_zero_on_the_gateway(planned, catalog):
     spec, plan = planned
     for service in spec.services:
         floor = service.replicas.min
         for replica_set in replica_sets(service, spec, plan):
-            if replica_set.role == "burst" and load_signal(replica_set):
-                triggers = scaled_object(replica_set, DEPLOYMENT, floor)["spec"]["triggers"]
+            if replica_set.role == "burst" and load_signal(replica_set, catalog):
+                triggers = scaled_object(replica_set, DEPLOYMENT, floor, catalog)["spec"]["triggers"]
                 woken = any("envoy_cluster_upstream_cx_none_healthy" in t["metadata"]["query"] for t in triggers)
                 assert woken == (floor == 0)
 
@@ -66,6 +66,17 @@ def test_fallback_shape_scales_only_while_the_preferred_set_has_pending_pods(pro
     spec = with_chat_pools(prod[0], ["h100-spot", "l40s-spot", "h100-ondemand"])
     plan = plan_stack(spec, catalog)
     fallback = sets(spec, plan, "chat")["chat-burst-2"]
-    query, _ = burst_query(fallback, floor_replicas=2)
+    query, _ = burst_query(fallback, 2, catalog)
     assert query.endswith('pod=~"chat-burst-[a-z0-9]+-[a-z0-9]+|chat-burst-[0-9]+(-[0-9]+)?"}) > 0)')
     assert " and on() " in query
+
+
+def test_triton_vllm_backend_scales_on_vllm_gauges(prod, catalog):
+    spec, plan = prod
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    rerank = next(s for s in data["services"] if s["name"] == "rerank")
+    rerank["triton"]["backend"] = "vllm"
+    changed = type(spec).model_validate(data)
+    burst = sets(changed, plan, "rerank")["rerank-burst"]
+    signal = load_signal(burst, catalog)
+    assert signal is not None and "vllm:num_requests_waiting" in signal.expression

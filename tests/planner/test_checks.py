@@ -156,3 +156,26 @@ def test_headroom_cannot_exceed_the_pool(tmp_path, stack):
     stack["gpuPools"][0]["headroomGpus"] = 4
     assert problems(tmp_path, stack) == ["gpuPools.0.headroomGpus: 4 GPUs of headroom but the pool holds at most 3 "
                                          "(maxSize 3 x 1 GPUs)"]
+
+
+def test_triton_replica_larger_than_a_node_rejected(tmp_path, stack):
+    service = stack["services"][0]
+    service["engine"] = "triton"
+    service["model"] = {"name": "meta-llama/Llama-3.1-70B-Instruct", "uri": "s3://inferfleet-dev-models/llama-70b"}
+    service["pools"] = ["ondemand"]
+    stack["gpuPools"][0]["maxSize"] = 8
+    (problem,) = problems(tmp_path, stack)
+    assert problem.startswith("services.0.pools.0: a triton replica must fit one node, but on g6.xlarge it needs")
+
+
+def test_triton_file_backend_needs_s3_model_files(tmp_path, stack):
+    service = stack["services"][0]
+    service["engine"] = "triton"
+    service["model"]["uri"] = "hf://meta-llama/Llama-3.1-8B-Instruct"
+    service["triton"] = {"backend": "onnxruntime"}
+    assert problems(tmp_path, stack) == [
+        "services.0.model.uri: Triton's onnxruntime backend loads model files from s3://; "
+        "hf://meta-llama/Llama-3.1-8B-Instruct has none to load"
+    ]
+    service["triton"] = {"backend": "vllm"}
+    assert problems(tmp_path, stack) == []
