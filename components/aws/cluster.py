@@ -6,7 +6,8 @@ is created before the managed node group, because EKS only adds an entry for a n
 none exists; created after, ours would fail with ResourceInUseException (409).
 
 The VPC CNI's AWS permissions live on its own IRSA role rather than on the node role, so that pods on
-the host network of a node cannot use them.
+the host network of a node cannot use them. The node role's one inline permission lets a GPU node
+complete its group's launch lifecycle hook (see gpu_pool.py), on this cluster's groups only.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ NODE_POLICY_ARNS: tuple[str, ...] = (
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
 )
+NODE_LIFECYCLE_ACTIONS: tuple[str, ...] = ("autoscaling:CompleteLifecycleAction",)
+"""What a GPU node's join script calls to report it is ready (warm-pool groups' launch hook)."""
 CNI_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
 EBS_CSI_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 
@@ -77,6 +80,24 @@ def endpoint_flags(endpoint_access: str) -> tuple[bool, bool]:
     if endpoint_access in ("public", "publicAndPrivate"):
         return True, True
     raise ValueError(f"endpoint_access: {endpoint_access!r} is not one of {', '.join(ENDPOINT_ACCESS_MODES)}")
+
+
+def cluster_groups_arn(partition: str, region: str, account_id: str, cluster_name: str) -> str:
+    """Every Auto Scaling group of the cluster: GPU pool groups are named `<cluster_name>-<pool>`, and a
+    group ARN carries a random id before its name."""
+    prefix = f"arn:{partition}:autoscaling:{region}:{account_id}:autoScalingGroup:*"
+    return f"{prefix}:autoScalingGroupName/{cluster_name}-*"
+
+
+def node_lifecycle_policy(groups_arn: str) -> str:
+    """The node role's inline policy: complete lifecycle actions of the cluster's groups, nothing more."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": list(NODE_LIFECYCLE_ACTIONS), "Resource": [groups_arn]}],
+        },
+        sort_keys=True,
+    )
 
 
 def service_trust_policy(service: str) -> str:
@@ -315,9 +336,25 @@ class Cluster(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(f"{name}-node-policy-{index}", role=node_role.name, policy_arn=arn, opts=child)
             for index, arn in enumerate(NODE_POLICY_ARNS)
         ]
-        # Named, not auto-named: the GPU pools' launch templates and the EC2 console show it.
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        node_lifecycle = aws.iam.RolePolicy(
+            f"{name}-node-lifecycle",
+            role=node_role.name,
+            policy=identity.apply(
+                lambda caller: node_lifecycle_policy(
+                    cluster_groups_arn(caller.arn.split(":")[1], args.region, caller.account_id, args.cluster_name)
+                )
+            ),
+            opts=child,
+        )
+        # Named, not auto-named: the GPU pools' launch templates and the EC2 console show it. After the
+        # inline policy, so that the first GPU nodes (which take the profile) can complete their hook.
         profile = aws.iam.InstanceProfile(
-            f"{name}-node-profile", name=f"{args.cluster_name}-node", role=node_role.name, tags=tags, opts=child
+            f"{name}-node-profile",
+            name=f"{args.cluster_name}-node",
+            role=node_role.name,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_lifecycle]),
         )
         self.node_role_arn = node_role.arn
         self.node_role_name = node_role.name

@@ -12,8 +12,13 @@
 # An instance outside any Auto Scaling group has no such metadata item: it joins, unless the user
 # data said the group has a warm pool, in which case the state must be known first.
 #
+# A warm-pool group has a launch lifecycle hook, which fires both when an instance is warmed and when
+# it goes in service: Auto Scaling holds the instance in Pending:Wait (not stopped, not InService)
+# until this script completes the hook, once the images are pulled or the node has joined. Without
+# that, Auto Scaling stops a warming instance as soon as it runs, cutting the pre-pull short.
+#
 # Every path and endpoint can be overridden from the environment, so tests can run this for real
-# against fake curl, ctr, nodeadm and systemctl.
+# against fake curl, ctr, nodeadm, systemctl and aws.
 set -euo pipefail
 
 IMDS_ENDPOINT="${IMDS_ENDPOINT:-http://169.254.169.254}"
@@ -25,23 +30,34 @@ POLL_SECONDS="${INFERFLEET_POLL_SECONDS:-5}"
 NODECONFIG="$INFERFLEET_ETC/nodeconfig.yaml"
 PREPULL_LIST="$INFERFLEET_ETC/prepull-images"
 WARM_POOL_FLAG="$INFERFLEET_ETC/warm-pool"
+LAUNCH_HOOK_NAME_FILE="$INFERFLEET_ETC/lifecycle-hook-name"
+GROUP_NAME_FILE="$INFERFLEET_ETC/autoscaling-group-name"
 JOINED_MARKER="$INFERFLEET_STATE_DIR/joined"
 
 log() {
     printf 'inferfleet-node-join: %s\n' "$*" >&2
 }
 
+# An IMDSv2 session token (the launch template requires IMDSv2).
+imds_token() {
+    curl -fsS --max-time 5 -X PUT "$IMDS_ENDPOINT/latest/api/token" \
+        -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' </dev/null
+}
+
+# imds_get TOKEN PATH: the metadata item at PATH (under latest/); curl's exit status on failure.
+imds_get() {
+    curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $1" "$IMDS_ENDPOINT/latest/$2" </dev/null
+}
+
 # Prints the target lifecycle state; "absent" when IMDS has no such item (curl -f exits 22 on an
 # HTTP error), "" when IMDS could not be reached.
 target_lifecycle_state() {
     local token state rc=0
-    token="$(curl -fsS --max-time 5 -X PUT "$IMDS_ENDPOINT/latest/api/token" \
-        -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' </dev/null)" || {
+    token="$(imds_token)" || {
         echo ""
         return 0
     }
-    state="$(curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $token" \
-        "$IMDS_ENDPOINT/latest/meta-data/autoscaling/target-lifecycle-state" </dev/null)" || rc=$?
+    state="$(imds_get "$token" meta-data/autoscaling/target-lifecycle-state)" || rc=$?
     if [ "$rc" -eq 0 ]; then
         echo "$state"
     elif [ "$rc" -eq 22 ]; then
@@ -115,6 +131,34 @@ join_cluster() {
     log "joined the cluster"
 }
 
+# Tells Auto Scaling that this instance is ready, by completing the group's launch lifecycle hook
+# (named by the user data; a group without a warm pool has none, and nothing is done). Never fatal:
+# the hook's default result, CONTINUE, applies anyway once its heartbeat timeout runs out, and a boot
+# with no pending lifecycle action (a reboot in service) makes the call fail harmlessly.
+complete_launch_hook() {
+    if [ ! -s "$LAUNCH_HOOK_NAME_FILE" ] || [ ! -s "$GROUP_NAME_FILE" ]; then
+        return 0
+    fi
+    local hook group token instance region
+    hook="$(<"$LAUNCH_HOOK_NAME_FILE")"
+    group="$(<"$GROUP_NAME_FILE")"
+    if ! command -v aws >/dev/null; then
+        log "no aws CLI: cannot complete lifecycle hook $hook; Auto Scaling continues after its timeout"
+        return 0
+    fi
+    if ! token="$(imds_token)" || ! instance="$(imds_get "$token" meta-data/instance-id)" ||
+        ! region="$(imds_get "$token" meta-data/placement/region)"; then
+        log "no instance id or region from IMDS: cannot complete lifecycle hook $hook"
+        return 0
+    fi
+    if aws autoscaling complete-lifecycle-action --region "$region" --lifecycle-action-result CONTINUE \
+        --instance-id "$instance" --lifecycle-hook-name "$hook" --auto-scaling-group-name "$group" </dev/null; then
+        log "completed lifecycle hook $hook of $group"
+    else
+        log "could not complete lifecycle hook $hook of $group; Auto Scaling continues after its timeout"
+    fi
+}
+
 main() {
     local attempt=1 state action
     while :; do
@@ -124,11 +168,13 @@ main() {
             warm)
                 log "target lifecycle state $state: pre-pulling, not joining"
                 prepare_warm
+                complete_launch_hook
                 return 0
                 ;;
             join)
                 log "target lifecycle state $state: joining"
                 join_cluster
+                complete_launch_hook
                 return 0
                 ;;
             skip)

@@ -4,6 +4,10 @@ Self-managed groups rather than EKS managed node groups, because a managed node 
 an EC2 Auto Scaling warm pool, and joining must be deferred while an instance is warmed (see
 user_data.py). Labels and taints come from `components.manifests.scheduling`, the same function that
 gives the serving pods their node selection and tolerations.
+
+A warm-pool group also carries a launch lifecycle hook that the node completes once it is ready, as
+AWS's warm pool guidance asks: without it, Auto Scaling stops a warming instance as soon as it runs,
+whether or not its images are pulled.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.tags import named
-from components.aws.user_data import AMI_FAMILIES, node_user_data
+from components.aws.user_data import AMI_FAMILIES, LaunchHook, node_user_data
 from components.manifests.scheduling import pool_labels, pool_taints
 from components.spec.models import GpuPoolSpec
 from components.spec.network import SERVICE_IPV4_CIDR
@@ -52,10 +56,43 @@ TERMINATION_HANDLER_MANAGED_TAG = "aws-node-termination-handler/managed"
 """The tag key aws-node-termination-handler checks before draining (same key as in
 components.kubernetes.addons, which the AWS layer must not import)."""
 
+NODE_READY_HOOK = "inferfleet-node-ready"
+"""The launch lifecycle hook of warm-pool groups; gpu_node_join.sh completes it after the pre-pull
+(warming) or the join (going in service). Same name in every group: the group name tells them apart."""
+LAUNCHING_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING"
+NODE_READY_DEFAULT_RESULT = "CONTINUE"
+"""What Auto Scaling does when the node never reports: use it anyway (warm it, or put it in service).
+ABANDON would terminate a GPU instance that may only have failed to call the API, and the kubelet
+still pulls whatever the pre-pull missed."""
+NODE_READY_HEARTBEAT_SECONDS = 900
+"""How long a launching instance may take to report ready. Serving images are several GB each (vLLM,
+Triton: 10-20 GB); pulling and unpacking them onto gp3 at its baseline 125 MiB/s takes minutes per
+image, and a p5 boots slowly. Changing it replaces the group (hooks given at creation are immutable)."""
+WAIT_FOR_CAPACITY_TIMEOUT = f"{NODE_READY_HEARTBEAT_SECONDS // 60 + 10}m"
+"""How long a deploy waits for minSize instances in service. A hooked instance goes in service only
+after it joined or after the heartbeat timeout, so the wait must outlast that timeout (the provider's
+default, 10m, does not), or creating the group fails while its first node is still joining."""
+
 LaunchTemplateSpecification = aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecificationArgs
 
 _KUBERNETES_VERSION = re.compile(r"^1\.\d{2}$")
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
+
+
+def group_name(cluster_name: str, pool_name: str) -> str:
+    """The Auto Scaling group's name; the node role may complete lifecycle actions of `<cluster>-*`."""
+    return f"{cluster_name}-{pool_name}"
+
+
+def node_ready_hook() -> aws.autoscaling.GroupInitialLifecycleHookArgs:
+    """The launch hook, given at creation so that it holds the very first instances (those the warm
+    pool launches with the group) too; a separate LifecycleHook resource would come after them."""
+    return aws.autoscaling.GroupInitialLifecycleHookArgs(
+        name=NODE_READY_HOOK,
+        lifecycle_transition=LAUNCHING_TRANSITION,
+        default_result=NODE_READY_DEFAULT_RESULT,
+        heartbeat_timeout=NODE_READY_HEARTBEAT_SECONDS,
+    )
 
 
 def ami_parameter_name(ami_family: str, kubernetes_version: str) -> str:
@@ -170,6 +207,8 @@ class GpuPool(pulumi.ComponentResource):
         labels = pool_labels(pool)
         taints = [taint.kubelet_flag() for taint in pool_taints(pool)]
         warm = pool.warm_pool
+        asg_name = group_name(args.cluster_name, pool.name)
+        launch_hook = LaunchHook(group_name=asg_name, hook_name=NODE_READY_HOOK) if warm is not None else None
         super().__init__("inferfleet:aws:GpuPool", name, None, opts)
 
         if args.ami_id is None:
@@ -195,6 +234,7 @@ class GpuPool(pulumi.ComponentResource):
                     ami_family=args.ami_family,
                     prepull_images=args.prepull_images,
                     warm_pool=warm is not None,
+                    launch_hook=launch_hook,
                 ).encode()
             ).decode()
         )
@@ -254,7 +294,7 @@ class GpuPool(pulumi.ComponentResource):
 
         self.group = aws.autoscaling.Group(
             f"{name}-asg",
-            name=f"{args.cluster_name}-{pool.name}",
+            name=asg_name,
             vpc_zone_identifiers=args.subnet_ids,
             min_size=pool.min_size,
             max_size=pool.max_size,
@@ -275,6 +315,8 @@ class GpuPool(pulumi.ComponentResource):
                 if warm is not None
                 else None
             ),
+            initial_lifecycle_hooks=[node_ready_hook()] if launch_hook is not None else None,
+            wait_for_capacity_timeout=WAIT_FOR_CAPACITY_TIMEOUT if launch_hook is not None else None,
             instance_refresh=(
                 aws.autoscaling.GroupInstanceRefreshArgs(
                     strategy="Rolling",

@@ -5,6 +5,10 @@ join at the first boot, also on an instance that is being prepared for a warm po
 user data installs the NodeConfig as a file and a systemd unit that runs `gpu_node_join.sh` on every
 boot; the script joins only once the instance's target lifecycle state is `InService`.
 
+A warm-pool group holds each launching instance with a lifecycle hook until the script reports it
+ready (images pre-pulled while warmed, joined when in service): the user data names the hook and the
+group in files the script reads.
+
 Bottlerocket joins from its settings at boot, which cannot be deferred: no warm pool there.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import posixpath
+from dataclasses import dataclass
 from importlib.resources import files
 
 import yaml
@@ -24,6 +29,8 @@ ETC_DIR = "/etc/inferfleet"
 NODECONFIG_PATH = f"{ETC_DIR}/nodeconfig.yaml"
 PREPULL_LIST_PATH = f"{ETC_DIR}/prepull-images"
 WARM_POOL_FLAG_PATH = f"{ETC_DIR}/warm-pool"
+LAUNCH_HOOK_NAME_PATH = f"{ETC_DIR}/lifecycle-hook-name"
+GROUP_NAME_PATH = f"{ETC_DIR}/autoscaling-group-name"
 STATE_DIR = "/var/lib/inferfleet"
 JOIN_SCRIPT_PATH = "/usr/local/bin/inferfleet-node-join"
 JOIN_UNIT = "inferfleet-node-join.service"
@@ -50,6 +57,20 @@ WantedBy=multi-user.target
 """
 """Runs at every boot (warm instances boot again when they go in service) and again on failure, which
 is how the script's bounded wait for a known lifecycle state becomes an unbounded one."""
+
+
+@dataclass(frozen=True)
+class LaunchHook:
+    """The launch lifecycle hook that holds the node in Pending:Wait until the join script completes it
+    (`aws autoscaling complete-lifecycle-action` needs the group's name as well as the hook's)."""
+
+    group_name: str
+    hook_name: str
+
+    def __post_init__(self) -> None:
+        for field_name, value in (("group_name", self.group_name), ("hook_name", self.hook_name)):
+            if not value or any(c.isspace() for c in value):
+                raise ValueError(f"LaunchHook.{field_name}: {value!r} is not a name (empty or with white space)")
 
 
 def join_script() -> str:
@@ -111,6 +132,7 @@ def al2023_files(
     taints: list[str],
     prepull_images: list[str],
     warm_pool: bool,
+    launch_hook: LaunchHook | None = None,
 ) -> dict[str, str]:
     """Path -> content of every file the AL2023 user data writes."""
     written = {
@@ -123,6 +145,9 @@ def al2023_files(
     }
     if warm_pool:
         written[WARM_POOL_FLAG_PATH] = "true\n"
+    if launch_hook is not None:
+        written[LAUNCH_HOOK_NAME_PATH] = f"{launch_hook.hook_name}\n"
+        written[GROUP_NAME_PATH] = f"{launch_hook.group_name}\n"
     return written
 
 
@@ -207,8 +232,10 @@ def node_user_data(
     ami_family: str,
     prepull_images: list[str],
     warm_pool: bool,
+    launch_hook: LaunchHook | None = None,
 ) -> str:
-    """The user data (plain text, not yet base64) of a GPU pool's launch template."""
+    """The user data (plain text, not yet base64) of a GPU pool's launch template. `launch_hook`: the
+    group's launch lifecycle hook, which the join script completes once the node is ready."""
     if ami_family not in AMI_FAMILIES:
         raise ValueError(f"ami_family: {ami_family!r} is not one of {', '.join(AMI_FAMILIES)}")
     ipaddress.ip_network(service_cidr)
@@ -217,6 +244,12 @@ def node_user_data(
             raise ValueError(
                 "warm_pool: Bottlerocket joins from its settings at boot, also while warmed; use al2023-nvidia"
             )
+        if launch_hook is not None:
+            raise ValueError(
+                "launch_hook: nothing on Bottlerocket completes it, so every launch would wait out its timeout"
+            )
         return bottlerocket_settings(cluster_name, endpoint, ca_data, service_cidr, labels, taints)
-    written = al2023_files(cluster_name, endpoint, ca_data, service_cidr, labels, taints, prepull_images, warm_pool)
+    written = al2023_files(
+        cluster_name, endpoint, ca_data, service_cidr, labels, taints, prepull_images, warm_pool, launch_hook
+    )
     return mime_multipart([("text/x-shellscript", al2023_shell_script(written))])

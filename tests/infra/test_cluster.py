@@ -5,6 +5,7 @@ import importlib
 import inspect
 import json
 import re
+from fnmatch import fnmatchcase
 from functools import cache
 
 import pulumi
@@ -242,6 +243,25 @@ def test_node_role_has_exactly_the_three_node_policies_and_an_instance_profile()
     assert node_role_urn in profile.options["dependsOn"]
     trust = json.loads(next(r for r in of_type(resources, ROLE) if r.urn == node_role_urn).inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+
+
+@pytest.mark.parametrize("env", ["prod", "dev"])
+def test_node_role_may_complete_lifecycle_actions_of_the_cluster_groups_only(env):
+    resources = recorded(env)
+    node_role = next(r for r in of_type(resources, ROLE) if r.name == f"{env}-cluster-node-role")
+    cluster_urn = one(resources, "inferfleet:aws:Cluster").urn
+    inline = [r for r in of_type(resources, "aws:iam/rolePolicy:RolePolicy") if r.parent == cluster_urn]
+    (policy,) = [r for r in inline if node_role.urn in r.options["dependsOn"]]
+    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+    groups = f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/inferfleet-{env}-*"
+    assert statement == {"Effect": "Allow", "Action": ["autoscaling:CompleteLifecycleAction"], "Resource": [groups]}
+    # The pattern matches a pool's group ARN as AWS (and the mocks) spell it, and not another cluster's.
+    pool_group = f"{groups.split(':autoScalingGroup:')[0]}:autoScalingGroup:0a1b:autoScalingGroupName/inferfleet-{env}-a"
+    assert fnmatchcase(pool_group, groups)
+    assert not fnmatchcase(pool_group.replace(f"inferfleet-{env}-", "other-"), groups)
+    # In place before the instance profile the GPU nodes launch with.
+    profile = one(resources, "aws:iam/instanceProfile:InstanceProfile")
+    assert policy.urn in profile.options["dependsOn"]
 
 
 def test_cluster_role_is_trusted_by_eks_with_the_cluster_policy():

@@ -8,7 +8,13 @@ import email
 
 import pytest
 
-from components.aws.gpu_pool import GpuPool, GpuPoolArgs, ami_parameter_name
+from components.aws.gpu_pool import (
+    NODE_READY_HEARTBEAT_SECONDS,
+    NODE_READY_HOOK,
+    GpuPool,
+    GpuPoolArgs,
+    ami_parameter_name,
+)
 from components.manifests.scheduling import pool_labels, pool_taints
 from components.mocks import CloudMocks
 from components.stack import load_stack
@@ -102,6 +108,42 @@ def test_spot_pool_uses_a_mixed_instances_policy_and_no_warm_pool(under_mocks, p
     assert "warmPool" not in group.inputs
     assert "launchTemplate" not in group.inputs
     assert "instanceType" not in template.inputs
+
+
+def test_warm_pool_group_has_one_launch_hook_that_continues(under_mocks, pools):
+    _, group, _ = build(under_mocks, pools["h100-ondemand"])
+    (hook,) = group.inputs["initialLifecycleHooks"]
+    assert hook == {
+        "name": "inferfleet-node-ready",
+        "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+        "defaultResult": "CONTINUE",
+        "heartbeatTimeout": NODE_READY_HEARTBEAT_SECONDS,
+    }
+    # Long enough to pull multi-GB serving images, and a deploy waits longer than that for minSize.
+    assert 600 <= NODE_READY_HEARTBEAT_SECONDS <= 7200
+    minutes = int(group.inputs["waitForCapacityTimeout"].removesuffix("m"))
+    assert minutes * 60 > NODE_READY_HEARTBEAT_SECONDS
+
+
+@pytest.mark.parametrize("pool_name", ["h100-spot", "l40s-ondemand"])
+def test_groups_without_a_warm_pool_have_no_launch_hook(under_mocks, pools, pool_name):
+    pool = pools[pool_name]
+    assert pool.warm_pool is None
+    _, group, template = build(under_mocks, pool)
+    assert "initialLifecycleHooks" not in group.inputs
+    assert "waitForCapacityTimeout" not in group.inputs
+    shell = email.message_from_string(base64.b64decode(template.inputs["userData"]).decode())
+    assert "cat > /etc/inferfleet/lifecycle-hook-name" not in shell.get_payload()[0].get_payload(decode=True).decode()
+
+
+def test_user_data_names_the_hook_and_the_group_it_belongs_to(under_mocks, pools):
+    _, group, template = build(under_mocks, pools["h100-ondemand"])
+    shell = email.message_from_string(base64.b64decode(template.inputs["userData"]).decode())
+    text = shell.get_payload()[0].get_payload(decode=True).decode()
+    hook_file = "cat > /etc/inferfleet/lifecycle-hook-name <<'INFERFLEET_EOF_ETC_INFERFLEET_LIFECYCLE_HOOK_NAME'"
+    group_file = "cat > /etc/inferfleet/autoscaling-group-name <<'INFERFLEET_EOF_ETC_INFERFLEET_AUTOSCALING_GROUP_NAME'"
+    assert f"{hook_file}\n{NODE_READY_HOOK}\n" in text
+    assert f"{group_file}\n{group.inputs['name']}\n" in text
 
 
 def test_launch_template_requires_imdsv2_and_keeps_tags_out_of_metadata(under_mocks, pools):

@@ -6,6 +6,7 @@ import importlib
 import inspect
 import json
 import re
+from fnmatch import fnmatchcase
 
 import pulumi_aws
 import pytest
@@ -64,6 +65,26 @@ def test_warm_pools_only_on_on_demand_pools_that_ask(rendered):
     for pool in spec.gpu_pools:
         if pool.warm_pool:
             assert pool.capacity_type == "onDemand"
+
+
+def test_warm_pool_groups_have_a_launch_hook_the_node_role_may_complete(rendered):
+    spec, result = rendered
+    groups = of_type(result.resources, "aws:autoscaling/group:Group")
+    hooked = [g for g in groups if g.inputs.get("initialLifecycleHooks")]
+    assert {g.name for g in hooked} == {g.name for g in groups if g.inputs.get("warmPool")}
+    (node_role,) = [r for r in of_type(result.resources, "aws:iam/role:Role") if r.name.endswith("-cluster-node-role")]
+    granted = [
+        statement["Resource"]
+        for policy in of_type(result.resources, "aws:iam/rolePolicy:RolePolicy")
+        if node_role.urn in policy.options["dependsOn"]
+        for statement in json.loads(policy.inputs["policy"])["Statement"]
+        if "autoscaling:CompleteLifecycleAction" in statement["Action"]
+    ]
+    (patterns,) = granted
+    for group in hooked:
+        account = f"arn:aws:autoscaling:{spec.aws.region}:123456789012"
+        arn = f"{account}:autoScalingGroup:0a1b:autoScalingGroupName/{group.inputs['name']}"
+        assert any(fnmatchcase(arn, pattern) for pattern in patterns), arn
 
 
 def test_spot_pools_use_a_mixed_instances_policy_over_their_types(rendered):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import re
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from components.aws import user_data
-from components.aws.user_data import join_script, node_user_data
+from components.aws.user_data import LaunchHook, join_script, node_user_data
 from components.manifests.scheduling import pool_labels, pool_taints
 from components.stack import load_stack
 
@@ -26,6 +27,8 @@ echo "$*" >> "$FAKE_LOG/curl"
 for arg in "$@"; do
   case "$arg" in
     */latest/api/token) echo TOKEN; exit 0 ;;
+    */meta-data/instance-id) printf '%s' i-0123456789abcdef0; exit 0 ;;
+    */meta-data/placement/region) printf '%s' us-east-1; exit 0 ;;
     */autoscaling/target-lifecycle-state)
       count=$(cat "$FAKE_LOG/state-count" 2>/dev/null || echo 0)
       echo $((count + 1)) > "$FAKE_LOG/state-count"
@@ -40,11 +43,27 @@ exit 7
 """
 FAKE_LOGGER = """#!/bin/bash
 echo "$*" >> "$FAKE_LOG/{name}"
+echo "{name} $*" >> "$FAKE_LOG/sequence"
 """
 FAKE_AWS = """#!/bin/bash
 echo "$*" >> "$FAKE_LOG/aws"
-echo ECRPASSWORD
+echo "aws $*" >> "$FAKE_LOG/sequence"
+case "$1" in
+  ecr) echo ECRPASSWORD ;;
+  autoscaling)
+    if [ -e "$FAKE_LOG/aws-fails" ]; then
+      echo "An error occurred (ValidationError): No active Lifecycle Action found" >&2
+      exit 254
+    fi ;;
+esac
 """
+INSTANCE_ID = "i-0123456789abcdef0"
+GROUP = "inferfleet-prod-h100-ondemand"
+HOOK = "inferfleet-node-ready"
+COMPLETE = (
+    "autoscaling complete-lifecycle-action --region us-east-1 --lifecycle-action-result CONTINUE "
+    f"--instance-id {INSTANCE_ID} --lifecycle-hook-name {HOOK} --auto-scaling-group-name {GROUP}"
+)
 
 
 class Node:
@@ -80,6 +99,16 @@ class Node:
         (self.etc / "warm-pool").write_text("true\n")
         return self
 
+    def launch_hook(self) -> Node:
+        """What the user data of a warm-pool group writes: the hook and group names (and the aws CLI)."""
+        (self.etc / "lifecycle-hook-name").write_text(f"{HOOK}\n")
+        (self.etc / "autoscaling-group-name").write_text(f"{GROUP}\n")
+        return self.with_aws_cli()
+
+    def aws_fails(self) -> Node:
+        (self.logs / "aws-fails").touch()
+        return self
+
     def boot(self, *states: str, attempts: int = 3) -> subprocess.CompletedProcess:
         """Run the script once; the IMDS answers `states` in turn (the last one repeats)."""
         states_file = self.root / "states"
@@ -100,6 +129,10 @@ class Node:
     def calls(self, tool: str) -> list[str]:
         log = self.logs / tool
         return log.read_text().splitlines() if log.exists() else []
+
+    def sequence(self) -> list[str]:
+        """Every call to ctr, nodeadm, systemctl and aws, in order, as `tool args`."""
+        return self.calls("sequence")
 
 
 @pytest.fixture
@@ -202,6 +235,78 @@ def test_ecr_images_are_pulled_with_a_registry_token(node):
     ]
 
 
+def test_warmed_instance_completes_the_launch_hook_after_the_pre_pull(node):
+    result = node.prepull(IMAGE).warm_pool().launch_hook().boot("Warmed:Stopped")
+    assert result.returncode == 0, result.stderr
+    assert node.calls("aws") == [COMPLETE]
+    sequence = node.sequence()
+    assert sequence.index(f"ctr -n k8s.io images pull {IMAGE}") < sequence.index(f"aws {COMPLETE}")
+    assert node.calls("nodeadm") == []
+
+
+def test_in_service_instance_completes_the_launch_hook_after_joining(node):
+    result = node.prepull(IMAGE).warm_pool().launch_hook().boot("InService")
+    assert result.returncode == 0, result.stderr
+    sequence = node.sequence()
+    assert sequence.index(f"nodeadm init --config-source file://{node.etc}/nodeconfig.yaml") < sequence.index(
+        f"aws {COMPLETE}"
+    )
+    assert node.calls("aws") == [COMPLETE]
+
+
+def test_hook_ids_come_from_imdsv2(node):
+    node.warm_pool().launch_hook().boot("InService")
+    curl = node.calls("curl")
+    for item in ("meta-data/instance-id", "meta-data/placement/region"):
+        (call,) = [c for c in curl if c.endswith(f"http://imds.test/latest/{item}")]
+        assert "X-aws-ec2-metadata-token: TOKEN" in call
+
+
+def test_reused_instance_completes_the_hook_on_each_launch(node):
+    node.warm_pool().launch_hook()
+    for state in ("InService", "Warmed:Running", "InService"):
+        assert node.boot(state).returncode == 0
+    assert node.calls("aws") == [COMPLETE] * 3
+    assert len(node.calls("nodeadm")) == 1
+
+
+def test_group_without_a_warm_pool_completes_no_lifecycle_action(node):
+    result = node.with_aws_cli().boot("InService")
+    assert result.returncode == 0, result.stderr
+    assert len(node.calls("nodeadm")) == 1
+    assert not any("complete-lifecycle-action" in call for call in node.calls("aws"))
+
+
+def test_failing_complete_is_logged_and_the_boot_still_succeeds(node):
+    result = node.prepull(IMAGE).warm_pool().launch_hook().aws_fails().boot("Warmed:Stopped")
+    assert result.returncode == 0, result.stderr
+    assert node.calls("aws") == [COMPLETE]
+    assert "could not complete lifecycle hook" in result.stderr
+    assert node.calls("ctr") == [f"-n k8s.io images pull {IMAGE}"]
+
+
+def test_failing_complete_after_joining_still_records_the_join(node):
+    result = node.warm_pool().launch_hook().aws_fails().boot("InService")
+    assert result.returncode == 0, result.stderr
+    assert (node.state / "joined").exists()
+
+
+def test_failed_join_does_not_complete_the_hook(node):
+    node.warm_pool().launch_hook()._tool("nodeadm", "#!/bin/bash\nexit 1\n")
+    result = node.boot("InService")
+    assert result.returncode != 0
+    assert node.calls("aws") == []
+
+
+@pytest.mark.skipif(shutil.which("aws", path="/usr/bin:/bin") is not None, reason="a real aws CLI is on the PATH")
+def test_no_aws_cli_skips_the_hook_without_failing(node):
+    node.warm_pool().launch_hook()
+    (node.bin / "aws").unlink()
+    result = node.boot("InService")
+    assert result.returncode == 0, result.stderr
+    assert "no aws CLI" in result.stderr
+
+
 # ---- the user data documents ----
 
 ENDPOINT = "https://ABC.gr7.us-east-1.eks.amazonaws.com"
@@ -214,7 +319,7 @@ def spot_pool():
     return next(p for p in spec.gpu_pools if p.name == "h100-spot")
 
 
-def build(pool, ami_family="al2023-nvidia", warm_pool=False, images=(IMAGE,)):
+def build(pool, ami_family="al2023-nvidia", warm_pool=False, images=(IMAGE,), launch_hook=None):
     return node_user_data(
         cluster_name="inferfleet-prod",
         endpoint=ENDPOINT,
@@ -225,6 +330,7 @@ def build(pool, ami_family="al2023-nvidia", warm_pool=False, images=(IMAGE,)):
         ami_family=ami_family,
         prepull_images=list(images),
         warm_pool=warm_pool,
+        launch_hook=launch_hook,
     )
 
 
@@ -285,6 +391,28 @@ def test_shell_part_is_valid_bash_and_marks_warm_pools(spot_pool):
     subprocess.run(["bash", "-n"], input=shell, text=True, check=True)
 
 
+def test_launch_hook_names_are_written_where_the_join_script_reads_them(spot_pool):
+    on_demand = spot_pool.model_copy(update={"capacity_type": "onDemand"})
+    files = written_files(shell_part(build(on_demand, warm_pool=True, launch_hook=LaunchHook(GROUP, HOOK))))
+    assert files["/etc/inferfleet/lifecycle-hook-name"] == f"{HOOK}\n"
+    assert files["/etc/inferfleet/autoscaling-group-name"] == f"{GROUP}\n"
+    for path in (user_data.LAUNCH_HOOK_NAME_PATH, user_data.GROUP_NAME_PATH):
+        assert path.replace(user_data.ETC_DIR, "$INFERFLEET_ETC") in join_script()
+
+
+def test_no_launch_hook_no_hook_files(spot_pool):
+    files = written_files(shell_part(build(spot_pool)))
+    assert "/etc/inferfleet/lifecycle-hook-name" not in files
+    assert "/etc/inferfleet/autoscaling-group-name" not in files
+
+
+def test_launch_hook_names_must_be_names():
+    with pytest.raises(ValueError, match="LaunchHook.group_name"):
+        LaunchHook("", HOOK)
+    with pytest.raises(ValueError, match="LaunchHook.hook_name"):
+        LaunchHook(GROUP, "node ready")
+
+
 def test_user_data_stays_within_the_ec2_limit(spot_pool):
     assert len(build(spot_pool, images=[IMAGE] * 20).encode()) < 16 * 1024
 
@@ -302,6 +430,11 @@ def test_bottlerocket_settings_parse_as_toml(spot_pool):
 def test_bottlerocket_refuses_a_warm_pool(spot_pool):
     with pytest.raises(ValueError, match="warm_pool"):
         build(spot_pool, ami_family="bottlerocket-nvidia", warm_pool=True)
+
+
+def test_bottlerocket_refuses_a_launch_hook(spot_pool):
+    with pytest.raises(ValueError, match="launch_hook"):
+        build(spot_pool, ami_family="bottlerocket-nvidia", launch_hook=LaunchHook(GROUP, HOOK))
 
 
 def test_unknown_ami_family_and_bad_taint_are_refused(spot_pool):
