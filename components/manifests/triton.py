@@ -45,7 +45,7 @@ from components.catalog import Catalog
 from components.manifests import serving as s
 from components.manifests.placement import ReplicaSet, replica_sets
 from components.manifests.probes import PROBE_PERIOD_SECONDS, startup_failure_threshold
-from components.manifests.versions import TRITON_IMAGE, TRITON_VLLM_IMAGE
+from components.manifests.images import serving_image
 from components.manifests.vllm import engine_arguments
 from components.planner.plan import ServicePoolPlan, StackPlan
 from components.spec.models import ServiceSpec, StackSpec, TritonSpec
@@ -230,10 +230,9 @@ def _probes(replica_set: ReplicaSet) -> dict[str, Any]:
 
 def _container(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:
     backend = backend_of(replica_set.service, catalog)
-    default_image = TRITON_VLLM_IMAGE if backend == "vllm" else TRITON_IMAGE
     return {
         "name": "tritonserver",
-        "image": replica_set.service.image or default_image,
+        "image": serving_image(replica_set.service, catalog),
         "command": _command(replica_set, backend),
         "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],
         "env": [s.hf_token_env()],

@@ -15,9 +15,9 @@ from typing import Any
 
 from components.catalog import Catalog
 from components.manifests import serving as s
+from components.manifests.images import serving_image
 from components.manifests.placement import ReplicaSet, replica_sets
 from components.manifests.probes import PROBE_PERIOD_SECONDS, startup_failure_threshold
-from components.manifests.versions import VLLM_IMAGE
 from components.planner.engine import engine_settings
 from components.planner.plan import StackPlan
 from components.spec.models import ServiceSpec, StackSpec
@@ -100,7 +100,7 @@ def _probes(replica_set: ReplicaSet) -> dict[str, Any]:
 def _container(replica_set: ReplicaSet, catalog: Catalog, command: list[str]) -> dict[str, Any]:
     return {
         "name": "vllm",
-        "image": replica_set.service.image or VLLM_IMAGE,
+        "image": serving_image(replica_set.service, catalog),
         "command": command,
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": [s.hf_token_env()],
