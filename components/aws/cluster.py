@@ -7,7 +7,8 @@ none exists; created after, ours would fail with ResourceInUseException (409).
 
 The VPC CNI's AWS permissions live on its own IRSA role rather than on the node role, so that pods on
 the host network of a node cannot use them. The node role's one inline permission lets a GPU node
-complete its group's launch lifecycle hook (see gpu_pool.py), on this cluster's groups only.
+complete its group's launch lifecycle hook (see gpu_pool.py), on this cluster's groups only: named like
+them and tagged as owned by this cluster.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.gpu_pool import OWNED, cluster_tag_key
 from components.aws.iam import IrsaRole, IrsaRoleArgs
 from components.catalog.eks_versions import (
     ADDON_VERSIONS,
@@ -45,6 +47,9 @@ NODE_POLICY_ARNS: tuple[str, ...] = (
 )
 NODE_LIFECYCLE_ACTIONS: tuple[str, ...] = ("autoscaling:CompleteLifecycleAction",)
 """What a GPU node's join script calls to report it is ready (warm-pool groups' launch hook)."""
+GROUP_TAG_CONDITION_PREFIX = "autoscaling:ResourceTag"
+"""The Auto Scaling condition key on a group's tags; the Service Authorization Reference lists it (with
+aws:ResourceTag) for CompleteLifecycleAction on its required autoScalingGroup resource."""
 CNI_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
 EBS_CSI_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 
@@ -89,15 +94,22 @@ def cluster_groups_arn(partition: str, region: str, account_id: str, cluster_nam
     return f"{prefix}:autoScalingGroupName/{cluster_name}-*"
 
 
-def node_lifecycle_policy(groups_arn: str) -> str:
+def cluster_groups_condition(cluster_name: str) -> dict[str, dict[str, str]]:
+    """Only groups tagged as owned by this cluster (every GPU pool group is, see gpu_pool.group_tags). The
+    name pattern alone would also match another cluster's groups whose cluster name starts with this
+    one's (`inferfleet-prod-*` covers cluster `inferfleet-prod-eu`'s groups)."""
+    return {"StringEquals": {f"{GROUP_TAG_CONDITION_PREFIX}/{cluster_tag_key(cluster_name)}": OWNED}}
+
+
+def node_lifecycle_policy(groups_arn: str, cluster_name: str) -> str:
     """The node role's inline policy: complete lifecycle actions of the cluster's groups, nothing more."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": list(NODE_LIFECYCLE_ACTIONS), "Resource": [groups_arn]}],
-        },
-        sort_keys=True,
-    )
+    statement = {
+        "Effect": "Allow",
+        "Action": list(NODE_LIFECYCLE_ACTIONS),
+        "Resource": [groups_arn],
+        "Condition": cluster_groups_condition(cluster_name),
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
 
 
 def service_trust_policy(service: str) -> str:
@@ -342,7 +354,8 @@ class Cluster(pulumi.ComponentResource):
             role=node_role.name,
             policy=identity.apply(
                 lambda caller: node_lifecycle_policy(
-                    cluster_groups_arn(caller.arn.split(":")[1], args.region, caller.account_id, args.cluster_name)
+                    cluster_groups_arn(caller.arn.split(":")[1], args.region, caller.account_id, args.cluster_name),
+                    args.cluster_name,
                 )
             ),
             opts=child,

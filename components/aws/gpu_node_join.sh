@@ -4,7 +4,8 @@
 # EC2 Auto Scaling says where an instance is headed in the instance metadata item
 # autoscaling/target-lifecycle-state. A warm-pool instance boots once to be prepared (Warmed:*) and
 # boots again when the group puts it in service (InService); cloud-init runs user data on the first
-# boot only, so a systemd unit runs this script on every boot:
+# boot only, so a systemd unit runs this script on every boot, and after every resume from hibernation
+# (a hibernated warm instance resumes rather than boots when it goes in service):
 #   Warmed:*    pre-pull the serving images into containerd and do NOT join: a warmed instance that
 #               registered would be a node the scheduler uses and the autoscaler does not count;
 #   InService   join with nodeadm, once (a marker file records it);
@@ -17,8 +18,13 @@
 # until this script completes the hook, once the images are pulled or the node has joined. Without
 # that, Auto Scaling stops a warming instance as soon as it runs, cutting the pre-pull short.
 #
+# nodeadm sets the NVMe instance stores up as one RAID0 array when it joins. A stop wipes instance
+# stores, so an instance that joined, went back to a warm pool on scale-in and is in service again has
+# an array that is gone and an mdadm config that still names it: nodeadm then fails to format a device
+# that does not exist. Such an instance forgets the array and runs nodeadm again, which builds a new one.
+#
 # Every path and endpoint can be overridden from the environment, so tests can run this for real
-# against fake curl, ctr, nodeadm, systemctl and aws.
+# against fake curl, ctr, nodeadm, systemctl, mountpoint and aws.
 set -euo pipefail
 
 IMDS_ENDPOINT="${IMDS_ENDPOINT:-http://169.254.169.254}"
@@ -26,12 +32,15 @@ INFERFLEET_ETC="${INFERFLEET_ETC:-/etc/inferfleet}"
 INFERFLEET_STATE_DIR="${INFERFLEET_STATE_DIR:-/var/lib/inferfleet}"
 POLL_ATTEMPTS="${INFERFLEET_POLL_ATTEMPTS:-60}"
 POLL_SECONDS="${INFERFLEET_POLL_SECONDS:-5}"
+# Where nodeadm records the array it created (and, finding it, does not create one again).
+MDADM_CONFIG="${INFERFLEET_MDADM_CONFIG:-/.aws/mdadm.conf}"
 
 NODECONFIG="$INFERFLEET_ETC/nodeconfig.yaml"
 PREPULL_LIST="$INFERFLEET_ETC/prepull-images"
 WARM_POOL_FLAG="$INFERFLEET_ETC/warm-pool"
 LAUNCH_HOOK_NAME_FILE="$INFERFLEET_ETC/lifecycle-hook-name"
 GROUP_NAME_FILE="$INFERFLEET_ETC/autoscaling-group-name"
+INSTANCE_STORE_MOUNT_FILE="$INFERFLEET_ETC/instance-store-mount"
 JOINED_MARKER="$INFERFLEET_STATE_DIR/joined"
 
 log() {
@@ -119,13 +128,33 @@ prepare_warm() {
     prepull_images
 }
 
+nodeadm_init() {
+    nodeadm init --config-source "file://$NODECONFIG" </dev/null
+}
+
+# True when the user data names the instance store's mount point and nothing is mounted there: a stop
+# (or hibernation) wiped the array since nodeadm built it. The unit runs after the mount unit, so a
+# mount still in progress at boot does not count as lost.
+instance_store_lost() {
+    [ -s "$INSTANCE_STORE_MOUNT_FILE" ] || return 1
+    local mount_point
+    mount_point="$(<"$INSTANCE_STORE_MOUNT_FILE")"
+    ! mountpoint -q "$mount_point" </dev/null
+}
+
 join_cluster() {
     if [ -e "$JOINED_MARKER" ]; then
+        if instance_store_lost; then
+            log "instance store not mounted (wiped by a stop); forgetting the old array and running nodeadm again"
+            rm -f "$MDADM_CONFIG"
+            nodeadm_init
+            return 0
+        fi
         log "already joined; starting kubelet"
         systemctl start kubelet.service </dev/null
         return 0
     fi
-    nodeadm init --config-source "file://$NODECONFIG" </dev/null
+    nodeadm_init
     mkdir -p "$INFERFLEET_STATE_DIR"
     touch "$JOINED_MARKER"
     log "joined the cluster"

@@ -42,14 +42,25 @@ GP3_IOPS = 3000
 GP3_THROUGHPUT_MIBPS = 125
 """gp3's baseline, included in its price."""
 
-IMDS_HOP_LIMIT = 2
-"""EKS's own default for node launch templates: containers not on the host network are one hop further."""
+IMDS_HOP_LIMIT = 1
+"""IMDSv2 answers only the host's own network namespace: a pod with its own namespace is one hop further
+and gets no token, so it cannot take the node role's credentials (or anything else IMDS knows). GPU
+pods get AWS credentials from IRSA instead. Nothing on a GPU node needs 2 (EKS's default for managed
+node groups): the VPC CNI (aws-node) and kube-proxy run on the host network; the join script and
+nodeadm run on the host; the NVIDIA device plugin does not call IMDS; aws-node-termination-handler runs
+in queue mode on the system pool, with no per-node IMDS DaemonSet; and the EBS CSI node plugin, when it
+cannot reach IMDS, falls back to the Kubernetes API for its metadata (instance id from the Node's
+providerID, type, region and zone from its well-known labels: aws-ebs-csi-driver docs/install.md),
+losing only the ENI count it would subtract from the volume-attachment limit; the serving pods use
+hostPath, not EBS volumes. A future add-on that calls IMDS from a pod network needs hostNetwork or 2."""
 
 SPOT_ALLOCATION_STRATEGY = "price-capacity-optimized"
 ON_DEMAND_ALLOCATION_STRATEGY = "prioritized"
 INSTANCE_REFRESH_MIN_HEALTHY_PERCENTAGE = 90
 
 AUTOSCALER_TAG_PREFIX = "k8s.io/cluster-autoscaler"
+CLUSTER_TAG_PREFIX = "kubernetes.io/cluster"
+OWNED = "owned"
 NODE_TEMPLATE_PREFIX = f"{AUTOSCALER_TAG_PREFIX}/node-template"
 GPU_RESOURCE = "nvidia.com/gpu"
 TERMINATION_HANDLER_MANAGED_TAG = "aws-node-termination-handler/managed"
@@ -100,13 +111,19 @@ def ami_parameter_name(ami_family: str, kubernetes_version: str) -> str:
     return AMI_PARAMETERS[ami_family].format(version=kubernetes_version)
 
 
+def cluster_tag_key(cluster_name: str) -> str:
+    """The Kubernetes ownership tag every group of the cluster carries (value OWNED); the node role's
+    lifecycle grant is conditioned on it (cluster.py)."""
+    return f"{CLUSTER_TAG_PREFIX}/{cluster_name}"
+
+
 def autoscaler_tags(cluster_name: str, labels: dict[str, str], taints: list[str], gpus_per_node: int) -> dict[str, str]:
     """Cluster Autoscaler's auto-discovery tags, and the node-template tags that describe a node of an
     empty group (labels, taints, GPUs) so that the autoscaler can scale the group up from zero."""
     tags = {
         f"{AUTOSCALER_TAG_PREFIX}/enabled": "true",
-        f"{AUTOSCALER_TAG_PREFIX}/{cluster_name}": "owned",
-        f"kubernetes.io/cluster/{cluster_name}": "owned",
+        f"{AUTOSCALER_TAG_PREFIX}/{cluster_name}": OWNED,
+        cluster_tag_key(cluster_name): OWNED,
     }
     for key, value in labels.items():
         tags[f"{NODE_TEMPLATE_PREFIX}/label/{key}"] = value
@@ -184,11 +201,19 @@ class GpuPoolArgs:
                     "GpuPoolArgs.pool.warmPool: needs ami_family al2023-nvidia (Bottlerocket joins at boot, "
                     "also while warmed)"
                 )
+            if pool.warm_pool.state == "Hibernated" and pool.warm_pool.reuse_on_scale_in:
+                raise ValueError(
+                    "GpuPoolArgs.pool.warmPool.reuseOnScaleIn: a Hibernated pool cannot take back a node that "
+                    "joined: hibernation wipes the instance stores under its mounted weight cache and kubelet "
+                    "directories, and it resumes with them gone; set reuseOnScaleIn: false"
+                )
 
 
 class GpuPool(pulumi.ComponentResource):
-    """One GPU pool: launch template (GPU AMI, IMDSv2, encrypted gp3, join-when-in-service user data)
-    and Auto Scaling group (warm pool on demand, mixed instances on spot, autoscaler tags).
+    """One GPU pool: launch template (GPU AMI, IMDSv2 for the host only, encrypted gp3, join-when-in-service
+    user data that puts the NVMe instance stores to use) and Auto Scaling group (warm pool on demand,
+    mixed instances on spot, autoscaler tags). The instance stores need no block device mapping: EC2
+    attaches every NVMe instance store volume of the type at launch.
 
     `desiredCapacity` belongs to Cluster Autoscaler once the group exists, so the program never sets
     or reverts it."""

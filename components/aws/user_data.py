@@ -7,9 +7,15 @@ boot; the script joins only once the instance's target lifecycle state is `InSer
 
 A warm-pool group holds each launching instance with a lifecycle hook until the script reports it
 ready (images pre-pulled while warmed, joined when in service): the user data names the hook and the
-group in files the script reads.
+group in files the script reads. An instance resumed from hibernation does not boot, so a second unit,
+hooked into systemd's sleep logic, runs the join unit again after every resume.
 
-Bottlerocket joins from its settings at boot, which cannot be deferred: no warm pool there.
+Every GPU instance type in the catalog has NVMe instance storage: the NodeConfig asks nodeadm for one
+RAID0 array of it, mounted at INSTANCE_STORE_MOUNT, which holds the serving pods' weight cache
+(components.manifests.serving.WEIGHT_CACHE_HOST_PATH) and the kubelet's directories.
+
+Bottlerocket joins from its settings at boot, which cannot be deferred: no warm pool there. Its
+bootstrap commands build the same array and bind the same mount point.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from importlib.resources import files
 
 import yaml
 
+from components.manifests.serving import WEIGHT_CACHE_HOST_PATH
+
 AMI_FAMILIES = ("al2023-nvidia", "bottlerocket-nvidia")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
@@ -31,20 +39,62 @@ PREPULL_LIST_PATH = f"{ETC_DIR}/prepull-images"
 WARM_POOL_FLAG_PATH = f"{ETC_DIR}/warm-pool"
 LAUNCH_HOOK_NAME_PATH = f"{ETC_DIR}/lifecycle-hook-name"
 GROUP_NAME_PATH = f"{ETC_DIR}/autoscaling-group-name"
+INSTANCE_STORE_MOUNT_FILE_PATH = f"{ETC_DIR}/instance-store-mount"
 STATE_DIR = "/var/lib/inferfleet"
 JOIN_SCRIPT_PATH = "/usr/local/bin/inferfleet-node-join"
+SYSTEMD_UNIT_DIR = "/etc/systemd/system"
 JOIN_UNIT = "inferfleet-node-join.service"
-JOIN_UNIT_PATH = f"/etc/systemd/system/{JOIN_UNIT}"
+JOIN_UNIT_PATH = f"{SYSTEMD_UNIT_DIR}/{JOIN_UNIT}"
+RESUME_UNIT = "inferfleet-node-join-resume.service"
+RESUME_UNIT_PATH = f"{SYSTEMD_UNIT_DIR}/{RESUME_UNIT}"
+SYSTEMCTL = "/usr/bin/systemctl"
 MIME_BOUNDARY = "==INFERFLEET-BOUNDARY=="
 NODECONFIG_API_VERSION = "node.eks.aws/v1alpha1"
 CLUSTER_DNS_HOST = 10
 """EKS puts CoreDNS's Service at the tenth address of the service CIDR (172.20.0.10 in 172.20.0.0/16)."""
 
+INSTANCE_STORE_DIR = "/mnt/k8s-disks"
+"""Where nodeadm mounts the instance store: the default of NodeConfig's instance.localStorage.mountPath
+(left unset, so that nodeadm releases without that field read the NodeConfig the same way)."""
+INSTANCE_STORE_MOUNT = f"{INSTANCE_STORE_DIR}/0"
+"""The RAID0 array's mount point (nodeadm mounts the array at <mountPath>/0 and bind-mounts
+/var/lib/kubelet, /var/log/pods and, unless disabled, /var/lib/containerd from directories in it).
+Bottlerocket binds the same path, so the serving pods' weight cache lies below it on both AMIs."""
+LOCAL_STORAGE_STRATEGY = "RAID0"
+"""One striped volume over all NVMe instance stores: the whole capacity and bandwidth for one cache. No
+redundancy is needed, the cache is refetched from S3 after a loss (a stop wipes instance stores anyway)."""
+WARM_POOL_DISABLED_MOUNTS = ("Containerd",)
+"""A warm instance pre-pulls its images onto the root volume before nodeadm runs (nodeadm only runs
+once the instance is in service). Binding /var/lib/containerd to the array then would copy every
+pre-pulled image at gp3's 125 MiB/s (minutes for 10-20 GB serving images) on the way into service,
+the delay the warm pool exists to avoid; and a stop wipes the array, the root volume keeps them.
+Needs nodeadm with `disabledMounts` (mid-2025); an older one ignores the field and copies."""
+BOTTLEROCKET_STORAGE_COMMAND = "inferfleet-instance-store"
+BOTTLEROCKET_BIND_DIRS = ("/var/lib/containerd", "/var/lib/kubelet", "/var/log/pods", INSTANCE_STORE_MOUNT)
+"""What Bottlerocket's `apiclient ephemeral-storage bind` puts on the array: the directories its docs
+bind for Kubernetes, and INSTANCE_STORE_MOUNT: the ephemeral-storage API accepts paths under /mnt/
+since bottlerocket-core-kit v5.4.0 (January 2025), older than the aws-k8s-1.33 and 1.34 variants."""
+
+
+def mount_unit_name(path: str) -> str:
+    """systemd's name for the mount unit of an absolute path (`systemd-escape --path --suffix=mount`):
+    slashes become dashes; dashes, a leading dot and other characters outside [A-Za-z0-9:_.] become \\xNN."""
+
+    def escape(index: int, c: str) -> str:
+        if c == "/":
+            return "-"
+        if c.isascii() and (c.isalnum() or c in ":_" or (c == "." and index > 0)):
+            return c
+        return f"\\x{ord(c):02x}"
+
+    return "".join(escape(index, c) for index, c in enumerate(path.strip("/"))) + ".mount"
+
+
 JOIN_UNIT_TEXT = f"""\
 [Unit]
 Description=Join the EKS cluster when in service; pre-pull serving images while in a warm pool
 Wants=network-online.target
-After=network-online.target cloud-final.service
+After=network-online.target cloud-final.service {mount_unit_name(INSTANCE_STORE_MOUNT)}
 
 [Service]
 Type=oneshot
@@ -55,8 +105,33 @@ RestartSec=30
 [Install]
 WantedBy=multi-user.target
 """
-"""Runs at every boot (warm instances boot again when they go in service) and again on failure, which
-is how the script's bounded wait for a known lifecycle state becomes an unbounded one."""
+"""Runs at every boot (warm instances boot again when they go in service), after every resume from
+hibernation (RESUME_UNIT_TEXT) and again on failure, which is how the script's bounded wait for a known
+lifecycle state becomes an unbounded one. Ordered after the instance store's mount unit (written by
+nodeadm at the first join; a missing unit orders nothing) so that the script sees whether a stop wiped
+the array rather than a mount still in progress."""
+
+RESUME_UNIT_TEXT = f"""\
+[Unit]
+Description=Run {JOIN_UNIT} again after resuming from hibernation
+DefaultDependencies=no
+StopWhenUnneeded=yes
+Before=sleep.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStop={SYSTEMCTL} start --no-block {JOIN_UNIT}
+
+[Install]
+WantedBy=sleep.target
+"""
+"""A hibernated warm instance put in service resumes instead of booting, so no boot-time unit runs and
+the node would never join. systemd.special(7) documents how to run code after the system wakes up:
+a oneshot unit pulled in by sleep.target and ordered before it, with RemainAfterExit= and
+StopWhenUnneeded=; systemd stops it once sleep.target is left after the resume, running ExecStop=.
+No ExecStart= (allowed for a oneshot with RemainAfterExit= and an ExecStop=). `--no-block` queues the
+join unit without waiting on it inside the resume transaction."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +179,34 @@ def kubelet_flags(labels: dict[str, str], taints: list[str]) -> list[str]:
     return flags
 
 
+def require_weight_cache_on_instance_store() -> None:
+    """The serving pods' weight cache must lie on the array, or it would fill the root volume."""
+    if not WEIGHT_CACHE_HOST_PATH.startswith(f"{INSTANCE_STORE_MOUNT}/"):
+        raise ValueError(
+            f"WEIGHT_CACHE_HOST_PATH: {WEIGHT_CACHE_HOST_PATH} is not below the instance store mount "
+            f"{INSTANCE_STORE_MOUNT} that the GPU nodes' user data sets up"
+        )
+
+
+def local_storage(warm_pool: bool) -> dict:
+    """nodeadm's instance.localStorage: the instance stores as one RAID0 array (nodeadm skips it on an
+    instance without instance stores). A warm pool keeps its pre-pulled images where it pulled them."""
+    storage: dict = {"strategy": LOCAL_STORAGE_STRATEGY}
+    if warm_pool:
+        storage["disabledMounts"] = list(WARM_POOL_DISABLED_MOUNTS)
+    return storage
+
+
 def node_config(
-    cluster_name: str, endpoint: str, ca_data: str, service_cidr: str, labels: dict[str, str], taints: list[str]
+    cluster_name: str,
+    endpoint: str,
+    ca_data: str,
+    service_cidr: str,
+    labels: dict[str, str],
+    taints: list[str],
+    warm_pool: bool = False,
 ) -> dict:
-    """nodeadm's NodeConfig: the cluster to join and the kubelet's labels and taints."""
+    """nodeadm's NodeConfig: the cluster to join, the kubelet's labels and taints, and the instance store."""
     return {
         "apiVersion": NODECONFIG_API_VERSION,
         "kind": "NodeConfig",
@@ -118,6 +217,7 @@ def node_config(
                 "certificateAuthority": ca_data,
                 "cidr": service_cidr,
             },
+            "instance": {"localStorage": local_storage(warm_pool)},
             "kubelet": {"flags": kubelet_flags(labels, taints)},
         },
     }
@@ -138,10 +238,12 @@ def al2023_files(
     written = {
         JOIN_SCRIPT_PATH: join_script(),
         NODECONFIG_PATH: yaml.safe_dump(
-            node_config(cluster_name, endpoint, ca_data, service_cidr, labels, taints), sort_keys=False
+            node_config(cluster_name, endpoint, ca_data, service_cidr, labels, taints, warm_pool), sort_keys=False
         ),
         PREPULL_LIST_PATH: "".join(f"{image}\n" for image in prepull_images),
+        INSTANCE_STORE_MOUNT_FILE_PATH: f"{INSTANCE_STORE_MOUNT}\n",
         JOIN_UNIT_PATH: JOIN_UNIT_TEXT,
+        RESUME_UNIT_PATH: RESUME_UNIT_TEXT,
     }
     if warm_pool:
         written[WARM_POOL_FLAG_PATH] = "true\n"
@@ -164,8 +266,9 @@ def _write_file(path: str, content: str, mode: str) -> str:
 
 
 def al2023_shell_script(files_to_write: dict[str, str]) -> str:
-    """The cloud-init shell part: write the files, enable the unit for every boot and start it now,
-    without blocking cloud-final (the unit is ordered after it)."""
+    """The cloud-init shell part: write the files, enable the join unit for every boot and start it now,
+    without blocking cloud-final (the unit is ordered after it), and enable the resume unit (it only
+    ever starts with a sleep)."""
     parts = [
         "#!/bin/bash\n",
         "set -euo pipefail\n",
@@ -175,7 +278,7 @@ def al2023_shell_script(files_to_write: dict[str, str]) -> str:
         parts.append(_write_file(path, content, "0755" if path == JOIN_SCRIPT_PATH else "0644"))
     parts += [
         "systemctl daemon-reload\n",
-        f"systemctl enable {JOIN_UNIT}\n",
+        f"systemctl enable {JOIN_UNIT} {RESUME_UNIT}\n",
         f"systemctl start --no-block {JOIN_UNIT}\n",
     ]
     return "".join(parts)
@@ -198,6 +301,28 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)
 
 
+def _toml_array(values: list[str]) -> str:
+    return f"[{', '.join(_toml_string(value) for value in values)}]"
+
+
+def bottlerocket_instance_store() -> list[str]:
+    """A bootstrap command that builds one array of the instance stores (RAID0 when there are several,
+    as nodeadm does) and binds the kubelet's, containerd's and the weight cache's directories to it,
+    the way Bottlerocket's bootstrap-commands docs configure ephemeral disks. At every boot: both steps
+    are idempotent, and a stop would have wiped the array. Essential: a node without it would fill its
+    data volume with model weights; without instance stores both steps do nothing and succeed."""
+    commands = [
+        ["apiclient", "ephemeral-storage", "init"],
+        ["apiclient", "ephemeral-storage", "bind", "--dirs", *BOTTLEROCKET_BIND_DIRS],
+    ]
+    return [
+        f"[settings.bootstrap-commands.{BOTTLEROCKET_STORAGE_COMMAND}]",
+        f"commands = [{', '.join(_toml_array(command) for command in commands)}]",
+        "essential = true",
+        'mode = "always"',
+    ]
+
+
 def bottlerocket_settings(
     cluster_name: str, endpoint: str, ca_data: str, service_cidr: str, labels: dict[str, str], taints: list[str]
 ) -> str:
@@ -218,7 +343,8 @@ def bottlerocket_settings(
     for taint in taints:
         key, value, effect = parse_taint(taint)
         by_key.setdefault(key, []).append(f"{value}:{effect}" if value else effect)
-    lines += [f"{_toml_string(key)} = [{', '.join(_toml_string(v) for v in values)}]" for key, values in by_key.items()]
+    lines += [f"{_toml_string(key)} = {_toml_array(values)}" for key, values in by_key.items()]
+    lines += ["", *bottlerocket_instance_store()]
     return "\n".join(lines) + "\n"
 
 
@@ -239,6 +365,7 @@ def node_user_data(
     if ami_family not in AMI_FAMILIES:
         raise ValueError(f"ami_family: {ami_family!r} is not one of {', '.join(AMI_FAMILIES)}")
     ipaddress.ip_network(service_cidr)
+    require_weight_cache_on_instance_store()
     if ami_family == "bottlerocket-nvidia":
         if warm_pool:
             raise ValueError(

@@ -63,6 +63,12 @@ def warm_pools_on_single_type_on_demand(spec: StackSpec) -> Iterator[Problem]:
             yield Problem(path, "a warm pool needs capacityType onDemand: AWS refuses warm pools on groups with spot instances")
         elif len(pool.instance_types) != 1:
             yield Problem(path, "a warm pool needs exactly one instance type: AWS refuses warm pools with a mixed instances policy")
+        if pool.warm_pool.state == "Hibernated" and pool.warm_pool.reuse_on_scale_in:
+            yield Problem(
+                (*path, "reuseOnScaleIn"),
+                "must be false with state Hibernated: hibernation loses the instance store that holds a "
+                "joined node's kubelet, containerd and weight cache",
+            )
         headroom = pool.max_size - pool.min_size
         if 0 <= headroom < pool.warm_pool.size:
             yield Problem(

@@ -20,6 +20,7 @@ from components.aws.cluster import (
     endpoint_flags,
     kubeconfig,
 )
+from components.aws.gpu_pool import group_tags
 from components.aws.tags import stack_tags
 from components.catalog.eks_versions import ADDON_NAMES, ADDON_VERSIONS, SUPPORTED_KUBERNETES_VERSIONS
 from components.mocks import MASK, install
@@ -254,7 +255,13 @@ def test_node_role_may_complete_lifecycle_actions_of_the_cluster_groups_only(env
     (policy,) = [r for r in inline if node_role.urn in r.options["dependsOn"]]
     (statement,) = json.loads(policy.inputs["policy"])["Statement"]
     groups = f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/inferfleet-{env}-*"
-    assert statement == {"Effect": "Allow", "Action": ["autoscaling:CompleteLifecycleAction"], "Resource": [groups]}
+    assert statement == {
+        "Effect": "Allow",
+        "Action": ["autoscaling:CompleteLifecycleAction"],
+        "Resource": [groups],
+        # Only groups tagged as this cluster's: the name pattern alone also covers `inferfleet-{env}-eu`'s.
+        "Condition": {"StringEquals": {f"autoscaling:ResourceTag/kubernetes.io/cluster/inferfleet-{env}": "owned"}},
+    }
     # The pattern matches a pool's group ARN as AWS (and the mocks) spell it, and not another cluster's.
     pool_group = f"{groups.split(':autoScalingGroup:')[0]}:autoScalingGroup:0a1b:autoScalingGroupName/inferfleet-{env}-a"
     assert fnmatchcase(pool_group, groups)
@@ -262,6 +269,19 @@ def test_node_role_may_complete_lifecycle_actions_of_the_cluster_groups_only(env
     # In place before the instance profile the GPU nodes launch with.
     profile = one(resources, "aws:iam/instanceProfile:InstanceProfile")
     assert policy.urn in profile.options["dependsOn"]
+
+
+def test_lifecycle_grant_condition_names_a_tag_every_gpu_pool_group_carries():
+    resources = recorded("prod")
+    node_role = next(r for r in of_type(resources, ROLE) if r.name == "prod-cluster-node-role")
+    (policy,) = [
+        r for r in of_type(resources, "aws:iam/rolePolicy:RolePolicy") if node_role.urn in r.options["dependsOn"]
+    ]
+    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+    ((key, value),) = statement["Condition"]["StringEquals"].items()
+    assert key.startswith("autoscaling:ResourceTag/")
+    tags = group_tags("prod-h100-ondemand", "inferfleet-prod", {}, {"pool": "h100"}, [], 8)
+    assert tags[key.removeprefix("autoscaling:ResourceTag/")] == value
 
 
 def test_cluster_role_is_trusted_by_eks_with_the_cluster_policy():

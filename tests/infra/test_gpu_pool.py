@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import email
+import re
 
 import pytest
+import yaml
 
 from components.aws.gpu_pool import (
     NODE_READY_HEARTBEAT_SECONDS,
@@ -150,7 +152,8 @@ def test_launch_template_requires_imdsv2_and_keeps_tags_out_of_metadata(under_mo
     _, _, template = build(under_mocks, pools["h100-spot"])
     options = template.inputs["metadataOptions"]
     assert options["httpTokens"] == "required"
-    assert options["httpPutResponseHopLimit"] == 2
+    # One hop: only the host network reaches IMDSv2, so pods cannot take the node role's credentials.
+    assert options["httpPutResponseHopLimit"] == 1
     # EC2 refuses to launch instances whose tag keys contain "/" when tags are in instance metadata.
     assert options["instanceMetadataTags"] == "disabled"
 
@@ -251,12 +254,44 @@ def test_bottlerocket_pool_sizes_its_data_volume_and_sends_toml(under_mocks, poo
     assert base64.b64decode(template.inputs["userData"]).decode().startswith("[settings.kubernetes]")
 
 
+def hibernated(pool, reuse_on_scale_in: bool):
+    warm = pool.warm_pool.model_copy(update={"state": "Hibernated", "reuse_on_scale_in": reuse_on_scale_in})
+    return pool.model_copy(update={"warm_pool": warm})
+
+
 def test_hibernated_warm_pool_enables_hibernation(under_mocks, pools):
-    pool = pools["h100-ondemand"]
-    hibernated = pool.model_copy(update={"warm_pool": pool.warm_pool.model_copy(update={"state": "Hibernated"})})
-    _, group, template = build(under_mocks, hibernated)
+    _, group, template = build(under_mocks, hibernated(pools["h100-ondemand"], reuse_on_scale_in=False))
     assert group.inputs["warmPool"]["poolState"] == "Hibernated"
+    assert group.inputs["warmPool"]["instanceReusePolicy"] == {"reuseOnScaleIn": False}
     assert template.inputs["hibernationOptions"] == {"configured": True}
+    # Its nodes resume rather than boot when they go in service: the resume unit runs the join then.
+    assert "cat > /etc/systemd/system/inferfleet-node-join-resume.service" in shell_of(template)
+
+
+def test_hibernated_warm_pool_refuses_to_take_back_joined_nodes(pools):
+    with pytest.raises(ValueError, match=r"GpuPoolArgs\.pool\.warmPool\.reuseOnScaleIn: .*instance stores"):
+        args(hibernated(pools["h100-ondemand"], reuse_on_scale_in=True))
+
+
+def shell_of(template) -> str:
+    document = email.message_from_string(base64.b64decode(template.inputs["userData"]).decode())
+    return document.get_payload()[0].get_payload(decode=True).decode()
+
+
+def node_config_of(template) -> dict:
+    found = re.search(r"^cat > /etc/inferfleet/nodeconfig.yaml <<'(\w+)'\n(.*?)^\1$", shell_of(template), re.M | re.S)
+    return yaml.safe_load(found.group(2))
+
+
+@pytest.mark.parametrize(("pool_name", "disabled"), [("h100-ondemand", ["Containerd"]), ("h100-spot", None)])
+def test_nodes_put_their_instance_stores_in_one_raid0_array(under_mocks, pools, pool_name, disabled):
+    _, _, template = build(under_mocks, pools[pool_name])
+    storage = node_config_of(template)["spec"]["instance"]["localStorage"]
+    assert storage["strategy"] == "RAID0"
+    # A warm pool's images were pre-pulled onto the root volume; the array takes the rest.
+    assert storage.get("disabledMounts") == disabled
+    # NVMe instance stores are attached by EC2 at launch: no block device mapping for them.
+    assert [d["deviceName"] for d in template.inputs["blockDeviceMappings"]] == ["/dev/xvda"]
 
 
 def test_outputs(under_mocks, pools):

@@ -16,6 +16,7 @@ import yaml
 from components.aws import user_data
 from components.aws.user_data import LaunchHook, join_script, node_user_data
 from components.manifests.scheduling import pool_labels, pool_taints
+from components.manifests.serving import WEIGHT_CACHE_HOST_PATH
 from components.stack import load_stack
 
 SCRIPT = Path(user_data.__file__).with_name("gpu_node_join.sh")
@@ -44,6 +45,10 @@ exit 7
 FAKE_LOGGER = """#!/bin/bash
 echo "$*" >> "$FAKE_LOG/{name}"
 echo "{name} $*" >> "$FAKE_LOG/sequence"
+"""
+FAKE_MOUNTPOINT = """#!/bin/bash
+echo "$*" >> "$FAKE_LOG/mountpoint"
+[ ! -e "$FAKE_LOG/store-wiped" ]
 """
 FAKE_AWS = """#!/bin/bash
 echo "$*" >> "$FAKE_LOG/aws"
@@ -78,9 +83,11 @@ class Node:
         for directory in (self.bin, self.logs, self.etc):
             directory.mkdir()
         self._tool("curl", FAKE_CURL)
+        self._tool("mountpoint", FAKE_MOUNTPOINT)
         for name in ("ctr", "nodeadm", "systemctl"):
             self._tool(name, FAKE_LOGGER.format(name=name))
         (self.etc / "nodeconfig.yaml").write_text("kind: NodeConfig\n")
+        self.mdadm_config = root / "mdadm.conf"
 
     def _tool(self, name: str, text: str) -> None:
         path = self.bin / name
@@ -109,6 +116,17 @@ class Node:
         (self.logs / "aws-fails").touch()
         return self
 
+    def instance_store(self) -> Node:
+        """What every AL2023 user data writes: the mount point of the array nodeadm builds."""
+        (self.etc / "instance-store-mount").write_text(f"{user_data.INSTANCE_STORE_MOUNT}\n")
+        return self
+
+    def stopped_and_started(self) -> Node:
+        """A stop wiped the instance stores: nothing is mounted, nodeadm's mdadm config is still there."""
+        (self.logs / "store-wiped").touch()
+        self.mdadm_config.write_text("ARRAY /dev/md/kubernetes metadata=1.2 name=kubernetes\n")
+        return self
+
     def boot(self, *states: str, attempts: int = 3) -> subprocess.CompletedProcess:
         """Run the script once; the IMDS answers `states` in turn (the last one repeats)."""
         states_file = self.root / "states"
@@ -123,6 +141,7 @@ class Node:
             "INFERFLEET_STATE_DIR": str(self.state),
             "INFERFLEET_POLL_ATTEMPTS": str(attempts),
             "INFERFLEET_POLL_SECONDS": "0",
+            "INFERFLEET_MDADM_CONFIG": str(self.mdadm_config),
         }
         return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30)
 
@@ -181,6 +200,41 @@ def test_warm_boot_then_in_service_boot_joins_on_the_second(node):
     assert node.boot("InService").returncode == 0
     assert len(node.calls("nodeadm")) == 1
     assert len(node.calls("ctr")) == 1
+
+
+def test_hibernated_warm_instance_joins_when_it_resumes_in_service(node):
+    """The resume unit runs the same script: warmed (then hibernated), resumed with state InService."""
+    node.prepull(IMAGE).warm_pool().launch_hook().instance_store()
+    assert node.boot("Warmed:Hibernated").returncode == 0
+    assert node.calls("nodeadm") == []
+    result = node.boot("InService")
+    assert result.returncode == 0, result.stderr
+    assert node.calls("nodeadm") == [f"init --config-source file://{node.etc}/nodeconfig.yaml"]
+    assert node.calls("aws") == [COMPLETE, COMPLETE]
+    assert (node.state / "joined").exists()
+
+
+def test_joined_instance_whose_instance_store_a_stop_wiped_builds_the_array_again(node):
+    node.warm_pool().instance_store()
+    assert node.boot("InService").returncode == 0
+    assert node.boot("Warmed:Stopped").returncode == 0
+    node.stopped_and_started()
+    result = node.boot("InService")
+    assert result.returncode == 0, result.stderr
+    assert not node.mdadm_config.exists()
+    assert len(node.calls("nodeadm")) == 2
+    assert node.calls("mountpoint") == [f"-q {user_data.INSTANCE_STORE_MOUNT}"]
+    assert "start kubelet.service" not in node.calls("systemctl")
+
+
+def test_joined_instance_rebooted_with_its_instance_store_mounted_only_starts_kubelet(node):
+    node.instance_store()
+    node.mdadm_config.write_text("ARRAY /dev/md/kubernetes\n")
+    assert node.boot("InService").returncode == 0
+    assert node.boot("InService").returncode == 0
+    assert len(node.calls("nodeadm")) == 1
+    assert node.calls("systemctl") == ["start kubelet.service"]
+    assert node.mdadm_config.exists()
 
 
 def test_reused_instance_back_in_the_warm_pool_stops_its_kubelet(node):
@@ -384,6 +438,92 @@ def test_shell_part_installs_the_join_script_and_a_unit_run_on_every_boot(spot_p
     assert "/etc/inferfleet/warm-pool" not in files
 
 
+def unit_settings(text: str) -> dict[str, dict[str, list[str]]]:
+    """A systemd unit file as section -> key -> values (a key may repeat)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+        elif "=" in line:
+            key, value = line.split("=", 1)
+            current.setdefault(key, []).append(value)
+    return sections
+
+
+def test_node_config_sets_the_instance_stores_up_as_one_raid0_array(spot_pool):
+    config = yaml.safe_load(written_files(shell_part(build(spot_pool)))["/etc/inferfleet/nodeconfig.yaml"])
+    assert config["spec"]["instance"] == {"localStorage": {"strategy": "RAID0"}}
+
+
+def test_warm_pool_node_config_keeps_the_pre_pulled_images_on_the_root_volume(spot_pool):
+    on_demand = spot_pool.model_copy(update={"capacity_type": "onDemand"})
+    files = written_files(shell_part(build(on_demand, warm_pool=True)))
+    config = yaml.safe_load(files["/etc/inferfleet/nodeconfig.yaml"])
+    assert config["spec"]["instance"]["localStorage"] == {"strategy": "RAID0", "disabledMounts": ["Containerd"]}
+
+
+def test_weight_cache_lies_on_the_array_nodeadm_mounts():
+    # nodeadm mounts its RAID0 array at <localStorage.mountPath, default /mnt/k8s-disks>/0.
+    assert user_data.INSTANCE_STORE_MOUNT == "/mnt/k8s-disks/0"
+    assert WEIGHT_CACHE_HOST_PATH.startswith(user_data.INSTANCE_STORE_MOUNT + "/")
+
+
+def test_user_data_names_the_instance_store_mount_where_the_join_script_reads_it(spot_pool):
+    files = written_files(shell_part(build(spot_pool)))
+    assert files["/etc/inferfleet/instance-store-mount"] == "/mnt/k8s-disks/0\n"
+    assert "$INFERFLEET_ETC/instance-store-mount" in join_script()
+
+
+@pytest.mark.parametrize("path", ["/mnt/k8s-disks/0", "/var/lib/kubelet", "/mnt/a b/c_d.e", "/.ephemeral"])
+def test_mount_unit_names_are_systemds(path):
+    if shutil.which("systemd-escape") is None:
+        pytest.skip("no systemd-escape")
+    escaped = subprocess.run(
+        ["systemd-escape", "--path", "--suffix=mount", path], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert user_data.mount_unit_name(path) == escaped
+
+
+def test_join_unit_waits_for_the_instance_store_mount(spot_pool):
+    unit = written_files(shell_part(build(spot_pool)))["/etc/systemd/system/inferfleet-node-join.service"]
+    after = " ".join(unit_settings(unit)["Unit"]["After"]).split()
+    assert "mnt-k8s\\x2ddisks-0.mount" in after
+    assert "cloud-final.service" in after
+
+
+def test_resume_unit_runs_the_join_unit_after_every_wake_up(spot_pool):
+    shell = shell_part(build(spot_pool))
+    resume = unit_settings(written_files(shell)["/etc/systemd/system/inferfleet-node-join-resume.service"])
+    # systemd.special(7), sleep.target: hook code to run after the system woke up into ExecStop= of a
+    # oneshot pulled in by sleep.target and ordered before it, with StopWhenUnneeded= and RemainAfterExit=.
+    assert resume["Install"]["WantedBy"] == ["sleep.target"]
+    assert resume["Unit"]["Before"] == ["sleep.target"]
+    assert resume["Unit"]["StopWhenUnneeded"] == ["yes"]
+    assert resume["Unit"]["DefaultDependencies"] == ["no"]
+    assert resume["Service"]["Type"] == ["oneshot"]
+    assert resume["Service"]["RemainAfterExit"] == ["yes"]
+    assert resume["Service"]["ExecStop"] == ["/usr/bin/systemctl start --no-block inferfleet-node-join.service"]
+    assert "ExecStart" not in resume["Service"]
+    assert re.search(r"^systemctl enable .*\binferfleet-node-join-resume\.service\b", shell, flags=re.M)
+    assert "systemctl start --no-block inferfleet-node-join-resume.service" not in shell
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_units_pass_systemd_analyze_verify(tmp_path, spot_pool):
+    files = written_files(shell_part(build(spot_pool)))
+    names = []
+    for path in ("/etc/systemd/system/inferfleet-node-join.service", user_data.RESUME_UNIT_PATH):
+        name = Path(path).name
+        # verify checks that ExecStart's program exists; the join script is not installed here.
+        (tmp_path / name).write_text(files[path].replace(user_data.JOIN_SCRIPT_PATH, "/bin/true"))
+        names.append(f"./{name}")
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *names], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_shell_part_is_valid_bash_and_marks_warm_pools(spot_pool):
     on_demand = spot_pool.model_copy(update={"capacity_type": "onDemand"})
     shell = shell_part(build(on_demand, warm_pool=True))
@@ -425,6 +565,17 @@ def test_bottlerocket_settings_parse_as_toml(spot_pool):
     assert settings["cluster-dns-ip"] == "172.20.0.10"
     assert settings["node-labels"] == pool_labels(spot_pool)
     assert settings["node-taints"] == {t.key: [f"{t.value}:{t.effect}"] for t in pool_taints(spot_pool)}
+
+
+def test_bottlerocket_binds_the_same_instance_store_mount_at_every_boot(spot_pool):
+    settings = tomllib.loads(build(spot_pool, ami_family="bottlerocket-nvidia"))["settings"]
+    command = settings["bootstrap-commands"]["inferfleet-instance-store"]
+    init, bind = command["commands"]
+    assert init == ["apiclient", "ephemeral-storage", "init"]
+    assert bind[:4] == ["apiclient", "ephemeral-storage", "bind", "--dirs"]
+    assert set(bind[4:]) == {"/var/lib/containerd", "/var/lib/kubelet", "/var/log/pods", "/mnt/k8s-disks/0"}
+    assert WEIGHT_CACHE_HOST_PATH.startswith("/mnt/k8s-disks/0/")
+    assert (command["mode"], command["essential"]) == ("always", True)
 
 
 def test_bottlerocket_refuses_a_warm_pool(spot_pool):

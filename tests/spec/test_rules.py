@@ -453,3 +453,16 @@ def test_canary_weight_must_leave_traffic_to_both(stack, spec_problems, weight):
     stack["services"][0]["canary"] = {"weightPercent": weight, "engineArgs": {"max-num-seqs": 64}}
     ((where, _),) = spec_problems(stack)
     assert where == "services.0.canary.weightPercent"
+
+
+def test_hibernated_warm_pool_cannot_take_nodes_back(stack, spec_problems):
+    stack["gpuPools"][0]["warmPool"] = {"size": 1, "state": "Hibernated"}
+    assert spec_problems(stack) == [
+        (
+            "gpuPools.0.warmPool.reuseOnScaleIn",
+            "must be false with state Hibernated: hibernation loses the instance store that holds a joined "
+            "node's kubelet, containerd and weight cache",
+        )
+    ]
+    stack["gpuPools"][0]["warmPool"]["reuseOnScaleIn"] = False
+    assert spec_problems(stack) == []
