@@ -5,7 +5,6 @@ from pathlib import Path
 import pulumi
 
 from components.catalog import load_catalog
-from components.planner import plan_stack
 from components.platform import deploy
 from components.spec import StackError
 from components.stack import load_stack
@@ -16,9 +15,7 @@ try:
 except StackError as error:
     raise pulumi.RunError(f"invalid stack spec:\n{error}") from None
 
-catalog = load_catalog()
-plan = plan_stack(source.spec, catalog)
-deployment = deploy(source, catalog)
+deployment = deploy(source, load_catalog())
 platform = deployment.platform
 
 pulumi.export("clusterName", platform.cluster.name)
@@ -27,4 +24,4 @@ pulumi.export("gatewayHostname", deployment.addons.gateway_hostname)
 pulumi.export("poolGroupNames", {name: pool.asg_name for name, pool in platform.pools.items()})
 pulumi.export("gpuAmiIds", {name: pool.ami_id for name, pool in platform.pools.items()})
 pulumi.export("modelBuckets", platform.storage.bucket_names)
-pulumi.export("plan", plan.to_json())
+pulumi.export("plan", deployment.plan.to_json())

@@ -22,8 +22,18 @@ from components.aws.network import Network, NetworkArgs
 from components.aws.storage import ModelStorage, ModelStorageArgs
 from components.aws.tags import stack_tags
 from components.catalog import Catalog
-from components.kubernetes.addons import ClusterAddons, ClusterAddonsArgs, kubernetes_provider
+from components.kubernetes.addons import (
+    DEVICE_PLUGIN,
+    GATEWAY,
+    ClusterAddons,
+    ClusterAddonsArgs,
+    kubernetes_provider,
+)
+from components.kubernetes.serving import HF_TOKEN_CONFIG, ServingWorkloads, ServingWorkloadsArgs
+from components.manifests.images import images_by_pool
 from components.manifests.serving import SERVING_NAMESPACE, s3_location, service_account_name
+from components.planner import plan_stack
+from components.planner.plan import StackPlan
 from components.spec import SpecSource
 from components.spec.models import ServiceSpec, StackSpec
 
@@ -70,6 +80,7 @@ class Platform(pulumi.ComponentResource):
         )
         self.storage = ModelStorage(f"{name}-storage", ModelStorageArgs.from_spec(spec, tags), opts=child)
         self.pools = {}
+        images = images_by_pool(spec, catalog)
         for pool in spec.gpu_pools:
             instance = catalog.instance_types[pool.instance_types[0]]
             self.pools[pool.name] = GpuPool(
@@ -88,7 +99,7 @@ class Platform(pulumi.ComponentResource):
                     instance_profile_name=self.cluster.node_instance_profile_name,
                     gpus_per_node=instance.gpu_count,
                     cluster_service_cidr=self.cluster.service_cidr,
-                    prepull_images=[],
+                    prepull_images=images[pool.name],
                     tags=tags,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
@@ -144,14 +155,17 @@ class Platform(pulumi.ComponentResource):
 
 @dataclass
 class Deployment:
+    plan: StackPlan
     platform: Platform
     addons: ClusterAddons
+    serving: ServingWorkloads
 
 
 def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
     """Build the environment `source` describes; the Pulumi program's body."""
     spec = source.spec
     env = spec.environment
+    plan = plan_stack(spec, catalog)
     aws_provider = aws.Provider(f"{env}-aws", region=spec.aws.region, default_tags={"tags": stack_tags(spec)})
     platform = Platform(env, PlatformArgs(spec, catalog), opts=pulumi.ResourceOptions(providers={"aws": aws_provider}))
     k8s_provider = kubernetes_provider(
@@ -173,7 +187,22 @@ def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
             interruption_queue_arn=platform.interruption.queue_arn,
             cluster_resource=platform.cluster.eks_cluster,
             tags=stack_tags(spec),
+            leader_worker_set=any(e.engine == "vllm" and e.nodes_per_replica > 1 for e in plan.services),
         ),
         opts=pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider}),
     )
-    return Deployment(platform=platform, addons=addons)
+    serving = ServingWorkloads(
+        f"{env}-serving",
+        ServingWorkloadsArgs(
+            spec=spec,
+            plan=plan,
+            catalog=catalog,
+            model_reader_role_arns={name: role.arn for name, role in platform.model_readers.items()},
+            operators={**addons.releases, GATEWAY: addons.gateway},
+            cluster_resource=platform.cluster.eks_cluster,
+            gpu_ready=[addons.releases[DEVICE_PLUGIN]],
+            huggingface_token=pulumi.Config().get_secret(HF_TOKEN_CONFIG),
+        ),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}),
+    )
+    return Deployment(plan=plan, platform=platform, addons=addons, serving=serving)

@@ -27,7 +27,7 @@ def run_program(stack: str) -> dict:
 def test_program_loads_the_spec_named_like_the_stack_and_deploys_it(stack):
     namespace = run_program(stack)
     assert namespace["source"].spec.environment == stack
-    assert namespace["plan"].environment == stack
+    assert namespace["deployment"].plan.environment == stack
     assert set(namespace["platform"].pools) == {pool.name for pool in namespace["source"].spec.gpu_pools}
 
 

@@ -38,6 +38,7 @@ DEVICE_PLUGIN = "nvidia-device-plugin"
 KUBERAY = "kuberay-operator"
 KEDA = "keda"
 GATEWAY = "envoy-gateway"
+LEADER_WORKER_SET = "lws"
 PROMETHEUS_STACK = "kube-prometheus-stack"
 TERMINATION_HANDLER_SERVICE_ACCOUNT = "aws-node-termination-handler"
 TERMINATION_HANDLER_MANAGED_TAG = "aws-node-termination-handler/managed"
@@ -202,6 +203,8 @@ class ClusterAddonsArgs:
     cluster_resource: pulumi.Resource
     """The aws.eks.Cluster: every in-cluster resource is deleted with it."""
     tags: dict[str, str] = field(default_factory=dict)
+    leader_worker_set: bool = False
+    """Install the LeaderWorkerSet controller (a vLLM replica spans several nodes). Default false."""
 
 
 class GatewayResource(pulumi.CustomResource):
@@ -317,6 +320,8 @@ class ClusterAddons(pulumi.ComponentResource):
         installed = [CLUSTER_AUTOSCALER, TERMINATION_HANDLER, DEVICE_PLUGIN, KUBERAY, KEDA, GATEWAY]
         if spec.observability.enabled:
             installed.append(PROMETHEUS_STACK)
+        if args.leader_worker_set:
+            installed.append(LEADER_WORKER_SET)
         self.namespaces = {}
         for namespace in dict.fromkeys(chart(key).namespace for key in installed):
             if namespace not in PRE_EXISTING_NAMESPACES:
@@ -345,6 +350,7 @@ class ClusterAddons(pulumi.ComponentResource):
             KEDA: {},
             GATEWAY: {},
             PROMETHEUS_STACK: prometheus_stack_values(),
+            LEADER_WORKER_SET: {},
         }
         self.releases = {key: self._install(chart(key), values[key]) for key in installed}
 

@@ -30,6 +30,9 @@ AWS_CLI_IMAGE = (
 """Fetches weights from S3 in the init container (IRSA credentials from the pod's service account).
 Tag and digest as pinned by public CI scripts; confirm with `crane digest` before bumping."""
 GPU_RESOURCE = "nvidia.com/gpu"
+API_PORT = 8000
+"""Every engine serves its HTTP API on 8000 (vLLM, Triton's HTTP endpoint, Ray Serve's proxy), so one
+HTTPRoute shape fits all of them."""
 SPOT_NOTICE_SECONDS = 120
 """EC2 gives a spot instance two minutes' notice; a replica must drain within it."""
 NODE_TERMINATION_MARGIN_SECONDS = 30

@@ -49,7 +49,7 @@ def engine_objects(service: ServiceSpec, spec: StackSpec, plan: StackPlan, catal
         return triton_objects(service, spec, plan, catalog)
     from components.manifests.ray_serve import ray_serve_objects
 
-    return ray_serve_objects(service, spec, plan)
+    return ray_serve_objects(service, spec, plan, catalog)
 
 
 def service_objects(service: ServiceSpec, spec: StackSpec, plan: StackPlan, catalog: Catalog) -> ServiceObjects:
@@ -65,21 +65,8 @@ def service_objects(service: ServiceSpec, spec: StackSpec, plan: StackPlan, cata
     for replica_set in sets:
         if replica_set.autoscaled and load_signal(replica_set, catalog) is not None and replica_set.name in targets:
             result.add(scaled_object(replica_set, targets[replica_set.name], floor, catalog))
-    result.add(http_route(service, **_route_backends(service, workloads)))
+    result.add(http_route(service))
     return result
-
-
-def _route_backends(service: ServiceSpec, workloads: list[dict[str, Any]]) -> dict[str, Any]:
-    """The port and Service names the route sends to: the engine's own Services (named by revision)."""
-    services = [obj for obj in workloads if obj["kind"] == "Service"]
-    stable = next(obj for obj in services if obj["metadata"]["name"] in (service.name, f"{service.name}-serve"))
-    port = stable["spec"]["ports"][0]["port"]
-    names = {"stable": stable["metadata"]["name"]}
-    for revision in ("canary", "shadow"):
-        name = f"{service.name}-{revision}"
-        if any(obj["metadata"]["name"] == name for obj in services):
-            names[revision] = name
-    return {"port": port, "backends": names}
 
 
 def shared_objects(spec: StackSpec) -> list[dict[str, Any]]:

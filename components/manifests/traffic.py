@@ -15,6 +15,8 @@ from components.spec.models import ServiceSpec
 
 API_PREFIX = "/v1"
 """The OpenAI-compatible API (chat/completions, completions, embeddings, models)."""
+PIPELINE_ROUTE = "/pipeline"
+"""Ray Serve services with pipeline stages also serve the pipeline's application here (stable only)."""
 REQUEST_TIMEOUT = "600s"
 """Longest request, first byte to last token of a long streamed completion."""
 
@@ -30,21 +32,19 @@ def _backend(name: str, port: int, weight: int | None = None) -> dict[str, Any]:
     return ref
 
 
-def http_route(service: ServiceSpec, port: int, backends: dict[str, str] | None = None) -> dict[str, Any]:
-    """`backends` maps revision -> Service name, defaulting to the names of serving.cluster_service."""
-    names = backends or {
-        "stable": service.name,
-        **({"canary": f"{service.name}-canary"} if service.canary else {}),
-        **({"shadow": f"{service.name}-shadow"} if service.shadow else {}),
-    }
+def _rewrite(prefix: str) -> dict[str, Any]:
+    return {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": prefix}}}
+
+
+def http_route(service: ServiceSpec, port: int = s.API_PORT) -> dict[str, Any]:
+    """Every engine names its revisions' Services `<service>`, `<service>-canary`, `<service>-shadow`."""
+    names = {"stable": service.name, "canary": f"{service.name}-canary", "shadow": f"{service.name}-shadow"}
     if service.canary:
         weight = service.canary.weight_percent
         refs = [_backend(names["stable"], port, 100 - weight), _backend(names["canary"], port, weight)]
     else:
         refs = [_backend(names["stable"], port)]
-    filters: list[dict[str, Any]] = [
-        {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": API_PREFIX}}}
-    ]
+    filters: list[dict[str, Any]] = [_rewrite(API_PREFIX)]
     if service.shadow:
         filters.append(
             {
@@ -56,19 +56,29 @@ def http_route(service: ServiceSpec, port: int, backends: dict[str, str] | None 
             }
         )
     prefix = route_prefix(service)
+    rules = [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": f"{prefix}{API_PREFIX}"}}],
+            "filters": filters,
+            "backendRefs": refs,
+            "timeouts": {"request": REQUEST_TIMEOUT},
+        }
+    ]
+    if service.pipeline:
+        rules.append(
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": f"{prefix}{PIPELINE_ROUTE}"}}],
+                "filters": [_rewrite(PIPELINE_ROUTE)],
+                "backendRefs": [_backend(names["stable"], port)],
+                "timeouts": {"request": REQUEST_TIMEOUT},
+            }
+        )
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
         "metadata": s.metadata(service.name, {"app.kubernetes.io/name": service.name, "app.kubernetes.io/part-of": s.PART_OF}),
         "spec": {
             "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}],
-            "rules": [
-                {
-                    "matches": [{"path": {"type": "PathPrefix", "value": f"{prefix}{API_PREFIX}"}}],
-                    "filters": filters,
-                    "backendRefs": refs,
-                    "timeouts": {"request": REQUEST_TIMEOUT},
-                }
-            ],
+            "rules": rules,
         },
     }

@@ -50,7 +50,7 @@ from components.manifests.vllm import engine_arguments
 from components.planner.plan import ServicePoolPlan, StackPlan
 from components.spec.models import ServiceSpec, StackSpec, TritonSpec
 
-PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+PORTS = {"http": s.API_PORT, "grpc": 8001, "metrics": 8002}
 """Container port names are a contract: the HTTPRoute uses the Service's first port, the PodMonitor
 scrapes the port named `metrics` (components/manifests/monitoring.py)."""
 READY_PATH = "/v2/health/ready"

@@ -22,7 +22,7 @@ from components.planner.engine import engine_settings
 from components.planner.plan import StackPlan
 from components.spec.models import ServiceSpec, StackSpec
 
-PORT = 8000
+PORT = s.API_PORT
 HEALTH_PATH = "/health"
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 RAY_PORT = 6379

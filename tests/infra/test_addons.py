@@ -102,9 +102,13 @@ def helm(resources, chart_name: str):
     return found
 
 
+ONLY_WHEN_ASKED = {"lws"}
+"""Charts installed only when the stack needs them (a vLLM replica over several nodes)."""
+
+
 def test_every_chart_is_installed_at_its_pinned_version(resources):
     installed = [r for r in resources if r.type in HELM_TYPES]
-    assert {r.name.removeprefix("prod-addons-") for r in installed} == set(charts())
+    assert {r.name.removeprefix("prod-addons-") for r in installed} == set(charts()) - ONLY_WHEN_ASKED
     for release in installed:
         pinned = charts()[release.name.removeprefix("prod-addons-")]
         assert release.inputs["version"] == pinned.version
@@ -118,8 +122,15 @@ def test_every_chart_is_installed_at_its_pinned_version(resources):
             assert release.inputs["repositoryOpts"] == {"repo": pinned.repository}
 
 
+def test_leader_worker_set_controller_installed_when_asked(prod_spec):
+    installed = [r for r in run_under_mocks(program(prod_spec, leader_worker_set=True)) if r.type in HELM_TYPES]
+    assert "prod-addons-lws" in {r.name for r in installed}
+
+
 def test_charts_that_need_hooks_are_helm_releases_the_others_v4_charts(resources):
     for name, pinned in charts().items():
+        if name in ONLY_WHEN_ASKED:
+            continue
         expected = "kubernetes:helm.sh/v3:Release" if pinned.hooks else "kubernetes:helm.sh/v4:Chart"
         assert helm(resources, name).type == expected
 
@@ -243,7 +254,7 @@ def test_no_headroom_and_no_observability_leave_out_the_config_group_and_the_met
     resources = run_under_mocks(program(dev), stack="dev")
     assert [g.name for g in of_type(resources, CONFIG_GROUP)] == ["dev-addons-gateway-class"]
     installed = {r.name.removeprefix("dev-addons-") for r in resources if r.type in HELM_TYPES}
-    assert installed == set(charts()) - {"kube-prometheus-stack"}
+    assert installed == set(charts()) - {"kube-prometheus-stack"} - ONLY_WHEN_ASKED
 
 
 def test_a_missing_kubernetes_provider_is_refused(prod_spec):

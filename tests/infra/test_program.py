@@ -184,7 +184,12 @@ def test_every_child_is_parented_under_a_component(rendered):
     spec, result = rendered
     stack_urn_suffix = "pulumi:pulumi:Stack::inferfleet-" + spec.environment
     top = [r for r in result.resources if r.parent.endswith(stack_urn_suffix)]
-    assert {r.type for r in top} <= {"inferfleet:index:Platform", "inferfleet:kubernetes:ClusterAddons", "pulumi:providers:aws"}
+    assert {r.type for r in top} <= {
+        "inferfleet:index:Platform",
+        "inferfleet:kubernetes:ClusterAddons",
+        "inferfleet:kubernetes:ServingWorkloads",
+        "pulumi:providers:aws",
+    }
 
 
 def test_no_iam_policy_allows_every_action(rendered):

@@ -47,10 +47,21 @@ def is_custom(obj: dict[str, Any]) -> bool:
     return (obj["apiVersion"], obj["kind"]) in _crd_schemas()
 
 
+@functools.cache
+def _crd_validator(api_version: str, kind: str) -> Any | None:
+    """Built once per kind: `jsonschema.validate` re-checks the (large) schema itself on every call."""
+    schema = _crd_schemas().get((api_version, kind))
+    if schema is None:
+        return None
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
 def validate_object(obj: dict[str, Any], kubernetes_version: str) -> None:
     """Raise when the object breaks its schema: its CRD's for custom resources, else Kubernetes' own."""
-    schema = _crd_schemas().get((obj["apiVersion"], obj["kind"]))
-    if schema is not None:
-        jsonschema.validate(obj, schema)
+    validator = _crd_validator(obj["apiVersion"], obj["kind"])
+    if validator is not None:
+        validator.validate(obj)
     else:
         kubernetes_validate.validate(obj, kubernetes_version, strict=True)

@@ -1,0 +1,94 @@
+"""Applies the serving objects of components/manifests: per service one ConfigGroup of built-in objects,
+then one per custom kind after the operator that installs its CRD, every one `deleted_with` the cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.catalog import Catalog
+from components.manifests import serving as s
+from components.manifests.stack import service_objects, shared_objects
+from components.planner.plan import StackPlan
+from components.spec.models import StackSpec
+
+HF_TOKEN_CONFIG = "huggingFaceToken"
+"""Pulumi secret config key: `pulumi config set --secret huggingFaceToken hf_...`."""
+OPERATOR_OF_KIND = {
+    "ScaledObject": "keda",
+    "RayService": "kuberay-operator",
+    "HTTPRoute": "envoy-gateway",
+    "PodMonitor": "kube-prometheus-stack",
+    "LeaderWorkerSet": "lws",
+}
+"""Custom kind -> the charts.yaml release whose CRDs it needs."""
+
+
+@dataclass
+class ServingWorkloadsArgs:
+    spec: StackSpec
+    plan: StackPlan
+    catalog: Catalog
+    model_reader_role_arns: dict[str, pulumi.Input[str]]
+    """Service name -> the IRSA role its pods read the model with (s3:// models only)."""
+    operators: dict[str, pulumi.Resource]
+    """charts.yaml release name -> the installed chart; custom resources wait for theirs."""
+    cluster_resource: pulumi.Resource
+    gpu_ready: list[pulumi.Resource] = field(default_factory=list)
+    """What GPU pods need first (the device plugin)."""
+    huggingface_token: pulumi.Input[str] | None = None
+
+    def __post_init__(self) -> None:
+        names = {service.name for service in self.spec.services}
+        unknown = set(self.model_reader_role_arns) - names
+        if unknown:
+            raise ValueError(f"ServingWorkloadsArgs.model_reader_role_arns: no such services {sorted(unknown)}")
+
+
+class ServingWorkloads(pulumi.ComponentResource):
+    """Every serving object of the stack on the cluster the Kubernetes provider points at."""
+
+    groups: dict[str, k8s.yaml.v2.ConfigGroup]
+
+    def __init__(self, name: str, args: ServingWorkloadsArgs, opts: pulumi.ResourceOptions | None = None):
+        spec = args.spec
+        per_service = {service.name: service_objects(service, spec, args.plan, args.catalog) for service in spec.services}
+        monitors = shared_objects(spec)[1:]
+        kinds = {obj["kind"] for obj in monitors}.union(*(objects.custom for objects in per_service.values()))
+        missing = sorted({OPERATOR_OF_KIND[kind] for kind in kinds} - set(args.operators))
+        if missing:
+            raise ValueError(f"ServingWorkloadsArgs.operators: the serving objects need {', '.join(missing)}")
+        super().__init__("inferfleet:kubernetes:ServingWorkloads", name, None, opts)
+        self._cluster = args.cluster_resource
+        self.groups = {}
+        shared = self._group(f"{name}-shared", shared_objects(spec)[:1])
+        for obj in monitors:
+            self._group(f"{name}-{obj['metadata']['name']}", [obj], [shared, args.operators[OPERATOR_OF_KIND[obj["kind"]]]])
+        identity: list[pulumi.Resource] = [shared]
+        if args.huggingface_token is not None:
+            secret = pulumi.Output.secret(args.huggingface_token).apply(lambda token: [s.huggingface_token_secret(token)])
+            identity.append(self._group(f"{name}-huggingface-token", secret, [shared]))
+        for service in spec.services:
+            role_arn = args.model_reader_role_arns.get(service.name, "")
+            accounts = pulumi.Output.from_input(role_arn).apply(lambda arn, service=service: [s.service_account(service, arn)])
+            account = self._group(f"{name}-{service.name}-identity", accounts, [shared])
+            objects = per_service[service.name]
+            core = self._group(f"{name}-{service.name}", objects.core, [*identity, account, *args.gpu_ready])
+            for kind, custom in objects.custom.items():
+                operator = args.operators[OPERATOR_OF_KIND[kind]]
+                self._group(f"{name}-{service.name}-{kind.lower()}", custom, [core, operator])
+        self.register_outputs({"groups": list(self.groups)})
+
+    def _group(
+        self, name: str, objects: pulumi.Input[list[dict[str, Any]]], depends_on: list[pulumi.Resource] | None = None
+    ) -> k8s.yaml.v2.ConfigGroup:
+        group = k8s.yaml.v2.ConfigGroup(
+            name,
+            objs=objects,
+            opts=pulumi.ResourceOptions(parent=self, deleted_with=self._cluster, depends_on=depends_on or []),
+        )
+        self.groups[name] = group
+        return group
