@@ -304,15 +304,8 @@ def _worker_container(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, An
 def worker_group(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:
     """A replica set's GPUs: floor and revisions fixed, burst from 0; one pod per node of a replica."""
     pods_per_replica = replica_set.plan.nodes_per_replica
-    init = s.weight_fetch_init_container(replica_set.service, replica_set.model_revision)
-    pod_spec = {
-        "serviceAccountName": s.service_account_name(replica_set.service),
-        "terminationGracePeriodSeconds": s.TERMINATION_GRACE_SECONDS,
-        **({"initContainers": [init]} if init else {}),
-        "containers": [_worker_container(replica_set, catalog)],
-        "volumes": [s.shm_volume(s.shm_gib(replica_set, catalog)), s.weight_cache_volume()],
-        **s.pod_placement(replica_set),
-    }
+    volumes = [s.shm_volume(s.shm_gib(replica_set, catalog)), s.weight_cache_volume()]
+    pod_spec = s.pod_spec(replica_set, _worker_container(replica_set, catalog), volumes)
     return {
         "groupName": replica_set.name,
         "replicas": replica_set.replicas_min * pods_per_replica,

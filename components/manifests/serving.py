@@ -212,6 +212,37 @@ def pod_placement(replica_set: ReplicaSet) -> dict[str, Any]:
     }
 
 
+def pod_spec(replica_set: ReplicaSet, container: dict[str, Any], volumes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A serving pod: the service's identity, the weight fetch first, time to drain, its pools."""
+    init = weight_fetch_init_container(replica_set.service, replica_set.model_revision)
+    return {
+        "serviceAccountName": service_account_name(replica_set.service),
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        **({"initContainers": [init]} if init else {}),
+        "containers": [container],
+        "volumes": volumes,
+        **pod_placement(replica_set),
+    }
+
+
+def deployment(replica_set: ReplicaSet, spec: dict[str, Any], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A replica set that fits one node per replica. Burst sets start at 0; KEDA owns the count after.
+    Rolling updates add a replica before removing one, so a floor never dips below its size."""
+    labels = replica_set_labels(replica_set)
+    template_metadata: dict[str, Any] = {"labels": labels, **({"annotations": annotations} if annotations else {})}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(replica_set.name, labels),
+        "spec": {
+            "replicas": replica_set.replicas_min,
+            "selector": {"matchLabels": {REPLICA_SET_LABEL: replica_set.name}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {"metadata": template_metadata, "spec": spec},
+        },
+    }
+
+
 def pod_disruption_budget(replica_set: ReplicaSet) -> dict[str, Any]:
     """At most one replica of the set voluntarily disrupted at a time (drains, node consolidation)."""
     labels = replica_set_labels(replica_set)

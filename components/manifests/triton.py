@@ -262,33 +262,11 @@ def _config_hash(files: dict[str, str]) -> str:
 
 
 def deployment(replica_set: ReplicaSet, catalog: Catalog, files: dict[str, str]) -> dict[str, Any]:
-    """One replica set's pods. Burst sets start at 0 replicas; KEDA owns the count after."""
+    """One replica set's pods; a changed model configuration changes the template, so pods roll."""
     if replica_set.plan.nodes_per_replica > 1:
         raise ValueError(f"service {replica_set.service.name}: a Triton replica must fit one node")
-    labels = s.replica_set_labels(replica_set)
-    init = s.weight_fetch_init_container(replica_set.service, replica_set.model_revision)
-    pod_spec = {
-        "serviceAccountName": s.service_account_name(replica_set.service),
-        "terminationGracePeriodSeconds": s.TERMINATION_GRACE_SECONDS,
-        **({"initContainers": [init]} if init else {}),
-        "containers": [_container(replica_set, catalog)],
-        "volumes": _volumes(replica_set, catalog),
-        **s.pod_placement(replica_set),
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": s.metadata(replica_set.name, labels),
-        "spec": {
-            "replicas": replica_set.replicas_min,
-            "selector": {"matchLabels": {s.REPLICA_SET_LABEL: replica_set.name}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {
-                "metadata": {"labels": labels, "annotations": {CONFIG_HASH_ANNOTATION: _config_hash(files)}},
-                "spec": pod_spec,
-            },
-        },
-    }
+    pod_spec = s.pod_spec(replica_set, _container(replica_set, catalog), _volumes(replica_set, catalog))
+    return s.deployment(replica_set, pod_spec, {CONFIG_HASH_ANNOTATION: _config_hash(files)})
 
 
 def _service_ports() -> list[dict[str, Any]]:

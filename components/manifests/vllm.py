@@ -24,7 +24,8 @@ from components.spec.models import ServiceSpec, StackSpec
 
 PORT = s.API_PORT
 HEALTH_PATH = "/health"
-SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+SERVER_MODULE = "vllm.entrypoints.launchers.api_server.entry"
+"""The OpenAI-compatible server (`vllm serve` runs the same; the old openai.api_server module is deprecated)."""
 RAY_PORT = 6379
 DTYPE_FLAGS = {"bfloat16": "bfloat16", "float16": "float16"}
 """Spec dtype -> vLLM --dtype; quantized weights (fp8, int8, int4) keep `auto` and vLLM reads the
@@ -114,15 +115,7 @@ def _container(replica_set: ReplicaSet, catalog: Catalog, command: list[str]) ->
 
 
 def _pod_spec(replica_set: ReplicaSet, catalog: Catalog, container: dict[str, Any]) -> dict[str, Any]:
-    init = s.weight_fetch_init_container(replica_set.service, replica_set.model_revision)
-    return {
-        "serviceAccountName": s.service_account_name(replica_set.service),
-        "terminationGracePeriodSeconds": s.TERMINATION_GRACE_SECONDS,
-        **({"initContainers": [init]} if init else {}),
-        "containers": [container],
-        "volumes": [s.shm_volume(s.shm_gib(replica_set, catalog)), s.weight_cache_volume()],
-        **s.pod_placement(replica_set),
-    }
+    return s.pod_spec(replica_set, container, [s.shm_volume(s.shm_gib(replica_set, catalog)), s.weight_cache_volume()])
 
 
 def _server_command(replica_set: ReplicaSet, catalog: Catalog) -> list[str]:
@@ -130,20 +123,8 @@ def _server_command(replica_set: ReplicaSet, catalog: Catalog) -> list[str]:
 
 
 def deployment(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:
-    """A replica that fits one node. Burst sets start at 0 replicas; KEDA owns the count after."""
-    labels = s.replica_set_labels(replica_set)
     container = {**_container(replica_set, catalog, _server_command(replica_set, catalog)), **_probes(replica_set)}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": s.metadata(replica_set.name, labels),
-        "spec": {
-            "replicas": replica_set.replicas_min,
-            "selector": {"matchLabels": {s.REPLICA_SET_LABEL: replica_set.name}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {"metadata": {"labels": labels}, "spec": _pod_spec(replica_set, catalog, container)},
-        },
-    }
+    return s.deployment(replica_set, _pod_spec(replica_set, catalog, container))
 
 
 def leader_worker_set(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 
 from components.catalog import Catalog
 from components.catalog.eks_versions import ADDON_VERSIONS, SUPPORTED_KUBERNETES_VERSIONS
+from components.catalog.vllm_options import vllm_options, vllm_options_version
 from components.planner import constants as c
 from components.planner.memory import kv_bytes_per_token, kv_cache_bytes_per_gpu
 from components.planner.parallelism import ServiceOnPool, candidates, choose_replica, tensor_parallel_options
@@ -24,6 +26,7 @@ def check_catalog_facts(spec: StackSpec, catalog: Catalog) -> list[Problem]:
         assert architecture is not None
         problems += list(_service_fits(spec, s, architecture, catalog))
         problems += list(_triton_backend_has_files(spec, s, architecture))
+        problems += list(_engine_args_known(spec, s, architecture))
     return problems
 
 
@@ -105,6 +108,39 @@ def _triton_backend_has_files(spec: StackSpec, s: int, architecture: ModelArchit
             ("services", s, "model", "uri"),
             f"Triton's {backend} backend loads model files from s3://; {service.model.uri} has none to load",
         )
+
+
+def _engine_args_known(spec: StackSpec, s: int, architecture: ModelArchitecture) -> Iterator[Problem]:
+    """Every engine runs vLLM except Triton's batched backends; vLLM's own parser (its options, read from
+    the pinned release into the catalog) decides which engineArgs exist and whether they take a value."""
+    service = spec.services[s]
+    if service.engine == "triton" and service.triton_backend(architecture.kind) != "vllm":
+        return
+    sources = [(("services", s, "engineArgs"), service.engine_args)]
+    for revision in ("canary", "shadow"):
+        if getattr(service, revision) is not None:
+            sources.append((("services", s, revision, "engineArgs"), getattr(service, revision).engine_args))
+    options = vllm_options()
+    for prefix, engine_args in sources:
+        for key, value in engine_args.items():
+            problem = _engine_arg_problem(key.replace("_", "-"), value, options)
+            if problem:
+                yield Problem((*prefix, key), problem)
+
+
+def _engine_arg_problem(flag: str, value: object, options: dict[str, str]) -> str | None:
+    arity = options.get(f"--{flag}")
+    if arity is None:
+        close = difflib.get_close_matches(f"--{flag}", list(options), n=1)
+        hint = f"; did you mean {close[0][2:]}?" if close else ""
+        return f"vLLM {vllm_options_version()} has no option --{flag}{hint}"
+    if value is False and f"--no-{flag}" not in options:
+        return f"--{flag} is a switch without a --no- form: leave it out instead of false"
+    if isinstance(value, bool) and arity != "flag" and value is True:
+        return f"--{flag} takes a value, not true"
+    if not isinstance(value, bool) and arity == "flag":
+        return f"--{flag} is a switch: give true or false, not {value!r}"
+    return None
 
 
 def _service_fits(spec: StackSpec, s: int, architecture: ModelArchitecture, catalog: Catalog) -> Iterator[Problem]:

@@ -179,3 +179,27 @@ def test_triton_file_backend_needs_s3_model_files(tmp_path, stack):
     ]
     service["triton"] = {"backend": "vllm"}
     assert problems(tmp_path, stack) == []
+
+
+def test_unknown_vllm_option_rejected_with_a_suggestion(tmp_path, stack):
+    stack["services"][0]["engineArgs"] = {"enable-prefix-cachin": True}
+    (problem,) = problems(tmp_path, stack)
+    assert problem == "services.0.engineArgs.enable-prefix-cachin: vLLM 0.32.0 has no option --enable-prefix-cachin; did you mean enable-prefix-caching?"
+
+
+def test_vllm_option_values_must_fit_the_option(tmp_path, stack):
+    stack["services"][0]["engineArgs"] = {"enforce-eager": 1, "max_num_seqs": True}
+    assert problems(tmp_path, stack) == [
+        "services.0.engineArgs.max_num_seqs: should be a positive integer (got True)",
+    ]
+    stack["services"][0]["engineArgs"] = {"enforce-eager": 1, "block_size": True}
+    assert problems(tmp_path, stack) == [
+        "services.0.engineArgs.enforce-eager: --enforce-eager is a switch: give true or false, not 1",
+        "services.0.engineArgs.block_size: --block-size takes a value, not true",
+    ]
+
+
+def test_canary_engine_args_are_checked_against_vllm_too(tmp_path, stack):
+    stack["services"][0]["canary"] = {"weightPercent": 5, "engineArgs": {"max-num-batched-token": 4096}}
+    (problem,) = problems(tmp_path, stack)
+    assert problem.startswith("services.0.canary.engineArgs.max-num-batched-token: vLLM 0.32.0 has no option")
