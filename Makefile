@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+:
 #   make plan STACK=prod   creates .venv when missing, then plans stacks/prod.yaml offline
-#   make test              creates .venv when missing, then runs the whole test suite
+#   make test              creates .venv when missing, then runs the test suite (all but e2e)
+#   make e2e               also builds .venv-vllm (scripts/vllm_cpu_venv.sh), then runs the e2e tests
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: venv plan validate render schema docs test bench clean
+.PHONY: venv plan validate render schema docs test e2e vllm-options bench clean
 
 # uv itself lives in the venv (pinned); `sync --inexact` keeps it there while installing the lock.
 $(BIN)/inferfleet: pyproject.toml uv.lock
@@ -35,11 +36,25 @@ docs: venv
 	$(BIN)/python -m components.planner.calibration > docs/calibration.md
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+# Real engines in their own venvs: vLLM's CPU build of the pinned release (.venv-vllm).
+e2e: venv
+	bash scripts/vllm_cpu_venv.sh
+	bash scripts/ray_venv.sh
+	$(BIN)/python -m pytest -q -m e2e
+
+# Regenerate the catalog's copy of the pinned vLLM's options (an e2e test checks it is current).
+vllm-options: venv
+	bash scripts/vllm_cpu_venv.sh
+	.venv-vllm/bin/python tests/e2e/check_vllm_args.py --options < /dev/null \
+	  | $(BIN)/python -m components.catalog.vllm_options $$($(BIN)/python -c 'from components.manifests.versions import VLLM_VERSION; print(VLLM_VERSION)') \
+	  > components/catalog/data/vllm_options.json.new
+	mv components/catalog/data/vllm_options.json.new components/catalog/data/vllm_options.json
 
 bench: venv
 	$(BIN)/python -m benchmarks.bench_validate_plan
 	$(BIN)/python -m benchmarks.bench_render
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-vllm .venv-ray .pytest_cache .hypothesis
