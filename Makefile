@@ -11,10 +11,12 @@ STACK ?= dev
 .PHONY: venv plan validate render schema docs test e2e vllm-options bench clean
 
 # uv itself lives in the venv (pinned); `sync --inexact` keeps it there while installing the lock.
+# Bytecode is compiled at install: pulumi-aws is large, and without .pyc files (PYTHONDONTWRITEBYTECODE
+# environments) every render would spend seconds compiling it.
 $(BIN)/inferfleet: pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv sync --frozen --inexact --quiet --python $(BIN)/python
+	$(BIN)/uv sync --frozen --inexact --quiet --compile-bytecode --python $(BIN)/python
 	touch $@
 
 venv: $(BIN)/inferfleet
