@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -152,11 +154,23 @@ def test_replica_over_several_nodes_is_a_leader_worker_set(multi_node, catalog):
     leader_command = template["leaderTemplate"]["spec"]["containers"][0]["command"][-1]
     assert "ray start --head" in leader_command and "--distributed-executor-backend ray" in leader_command
     assert "--pipeline-parallel-size 2" in leader_command
+    validate_object(lws, KUBERNETES_VERSION)
     for role in ("leaderTemplate", "workerTemplate"):
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": template[role]["spec"]}
-        kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
         assert template[role]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 8
     assert "inferfleet.io/revision" not in template["workerTemplate"]["metadata"]["labels"]
+
+
+def test_leader_worker_set_checks_catch_its_own_and_its_pods_fields(multi_node, catalog):
+    spec, plan = multi_node
+    (lws,) = [o for o in vllm_objects(spec.services[0], spec, plan, catalog) if o["kind"] == "LeaderWorkerSet" and o["metadata"]["name"] == "big-floor"]
+    wrong_policy = copy.deepcopy(lws)
+    wrong_policy["spec"]["startupPolicy"] = "WhenReady"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_object(wrong_policy, KUBERNETES_VERSION)
+    wrong_pod = copy.deepcopy(lws)
+    wrong_pod["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["gpus"] = 8
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate_object(wrong_pod, KUBERNETES_VERSION)
 
 
 def test_a_wrong_field_is_caught(prod, catalog):

@@ -58,10 +58,40 @@ def _crd_validator(api_version: str, kind: str) -> Any | None:
     return validator_class(schema)
 
 
+ELIDED = "x-inferfleet-elided"
+"""Marks a vendored CRD's embedded Kubernetes type left out of the file (components/manifests/crds/README.md)."""
+
+
+def _elided_paths(schema: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    if not isinstance(schema, dict):
+        return []
+    if ELIDED in schema:
+        return [(path, schema[ELIDED])]
+    found = []
+    for name, child in schema.get("properties", {}).items():
+        found += _elided_paths(child, (*path, name))
+    return found
+
+
+def _at(obj: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        if not isinstance(obj, dict) or name not in obj:
+            return None
+        obj = obj[name]
+    return obj
+
+
 def validate_object(obj: dict[str, Any], kubernetes_version: str) -> None:
-    """Raise when the object breaks its schema: its CRD's for custom resources, else Kubernetes' own."""
+    """Raise when the object breaks its schema: its CRD's for custom resources (with elided pod
+    templates checked as Kubernetes' own PodTemplateSpec), else Kubernetes' own."""
     validator = _crd_validator(obj["apiVersion"], obj["kind"])
-    if validator is not None:
-        validator.validate(obj)
-    else:
+    if validator is None:
         kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+        return
+    validator.validate(obj)
+    for path, kind in _elided_paths(_crd_schemas()[(obj["apiVersion"], obj["kind"])]):
+        template = _at(obj, path)
+        if template is not None:
+            assert kind == "PodTemplateSpec", kind
+            wrapper = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "elided"}, "template": template}
+            kubernetes_validate.validate(wrapper, kubernetes_version, strict=True)
