@@ -80,6 +80,21 @@ def _manifest_file_name(index: int, obj: dict[str, Any]) -> str:
     return f"{index:03d}-{namespace}-{obj.get('kind', 'Object')}-{name}.yaml".replace("/", "_")
 
 
+LEADING_KEYS = ("apiVersion", "kind", "metadata", "spec")
+"""Recorded inputs come back from Pulumi's protobuf structs in no particular order; manifests read
+best in Kubernetes' usual order: these first, everything else by name."""
+
+
+def _ordered(value: Any, top: bool = False) -> Any:
+    if isinstance(value, dict):
+        leading = [key for key in LEADING_KEYS if top and key in value]
+        rest = sorted(key for key in value if key not in leading)
+        return {key: _ordered(value[key]) for key in [*leading, *rest]}
+    if isinstance(value, list):
+        return [_ordered(item) for item in value]
+    return value
+
+
 def write(rendered: Rendered, out_dir: Path) -> None:
     """Write into a temporary sibling directory, then swap it in: all or nothing."""
     out_dir = out_dir.resolve()
@@ -92,7 +107,7 @@ def write(rendered: Rendered, out_dir: Path) -> None:
         manifests = staging / "manifests"
         manifests.mkdir()
         for index, obj in enumerate(rendered.manifests):
-            (manifests / _manifest_file_name(index, obj)).write_text(yaml.safe_dump(obj, sort_keys=False))
+            (manifests / _manifest_file_name(index, obj)).write_text(yaml.safe_dump(_ordered(obj, top=True), sort_keys=False))
         if out_dir.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-old-", dir=out_dir.parent))
             os.replace(out_dir, backup / "old")

@@ -13,6 +13,8 @@ def test_render_writes_resources_and_manifests(tmp_path, capsys):
     assert any(r["type"] == "aws:eks/cluster:Cluster" for r in resources)
     manifests = sorted((out / "manifests").iterdir())
     assert manifests and all(path.suffix == ".yaml" for path in manifests)
+    for path in manifests:
+        assert path.read_text().startswith("apiVersion: "), path.name
     printed = capsys.readouterr().out
     assert "aws:eks/cluster:Cluster" in printed and "resources" in printed
 

@@ -15,6 +15,8 @@ from components.aws.tags import stack_tags
 from components.catalog import load_catalog
 from components.render import render
 from components.stack import load_stack
+from tests.manifests.conftest import KUBERNETES_VERSION
+from tests.manifests.validators import validate_object
 
 STACKS = ["dev", "staging", "prod"]
 
@@ -201,3 +203,18 @@ def test_no_iam_policy_allows_every_action(rendered):
                 for statement in json.loads(document).get("Statement", []):
                     actions = statement.get("Action")
                     assert actions != "*" and "*" not in (actions if isinstance(actions, list) else [actions])
+
+
+UNVALIDATED_KINDS = {("gateway.envoyproxy.io/v1alpha1", "EnvoyProxy")}
+"""Kinds without a vendored CRD schema (Envoy Gateway's own configuration object)."""
+
+
+def test_every_applied_kubernetes_object_passes_its_schema(rendered):
+    """After the trip through Pulumi (what the provider would send), not just as generated."""
+    _, result = rendered
+    checked = 0
+    for obj in result.manifests:
+        if (obj["apiVersion"], obj["kind"]) not in UNVALIDATED_KINDS:
+            validate_object(obj, KUBERNETES_VERSION)
+            checked += 1
+    assert checked == len(result.manifests) - 1
