@@ -188,6 +188,8 @@ def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
             cluster_resource=platform.cluster.eks_cluster,
             tags=stack_tags(spec),
             leader_worker_set=any(e.engine == "vllm" and e.nodes_per_replica > 1 for e in plan.services),
+            plan=plan,
+            catalog=catalog,
         ),
         opts=pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider}),
     )

@@ -7,6 +7,11 @@ policies and `inferfleet render` can see) unless the chart needs Helm hooks to i
 kube-prometheus-stack's admission webhook certificate Jobs) are `helm.v3.Release`s, which run Helm
 itself.
 
+With observability on, the metrics stack (kube-prometheus-stack: Prometheus, Alertmanager, Grafana,
+kube-state-metrics, node-exporter), the DCGM exporter on GPU nodes, the add-ons' own ServiceMonitors and
+PodMonitors, the generated PrometheusRules and dashboards, and (when asked) the OpenTelemetry collector
+and the Amazon Managed Prometheus workspace Prometheus remote-writes to.
+
 Every in-cluster resource is `deleted_with` the EKS cluster: deleting the cluster deletes them, and
 `pulumi destroy` does not wait on an API server that is already gone.
 """
@@ -20,6 +25,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.aws.iam import IrsaRole, IrsaRoleArgs, PolicyStatement
+from components.aws.managed_prometheus import ManagedPrometheus, ManagedPrometheusArgs
+from components.catalog import Catalog
 from components.kubernetes.charts import Chart, chart
 from components.manifests.autoscaler import (
     SERVICE_ACCOUNT as AUTOSCALER_SERVICE_ACCOUNT,
@@ -29,8 +36,22 @@ from components.manifests.autoscaler import (
 )
 from components.manifests.gateway import gateway_objects
 from components.manifests.headroom import headroom_objects
-from components.manifests.scheduling import GPU_LABEL, pool_taints
-from components.spec.models import StackSpec
+from components.manifests.monitoring import (
+    GRAFANA_DASHBOARD_LABEL,
+    GRAFANA_DASHBOARD_LABEL_VALUE,
+    GRAFANA_DATASOURCE_UID,
+    MONITORING_NAMESPACE,
+    OTEL_COLLECTOR_SERVICE,
+    OTLP_GRPC_PORT,
+    OTLP_HTTP_PORT,
+    PROMETHEUS_STORAGE_CLASS,
+    SCRAPE_INTERVAL,
+    prometheus_storage_class,
+)
+from components.manifests.scheduling import CAPACITY_LABEL, GPU_LABEL, POOL_LABEL, pool_taints
+from components.manifests.serving import SERVICE_LABEL
+from components.planner.plan import StackPlan
+from components.spec.models import ObservabilitySpec, StackSpec
 
 CLUSTER_AUTOSCALER = "cluster-autoscaler"
 TERMINATION_HANDLER = "aws-node-termination-handler"
@@ -40,6 +61,24 @@ KEDA = "keda"
 GATEWAY = "envoy-gateway"
 LEADER_WORKER_SET = "lws"
 PROMETHEUS_STACK = "kube-prometheus-stack"
+DCGM_EXPORTER = "dcgm-exporter"
+OTEL_COLLECTOR = "opentelemetry-collector"
+MONITORED_CHARTS = (CLUSTER_AUTOSCALER, TERMINATION_HANDLER, DCGM_EXPORTER)
+"""Charts that bring their own ServiceMonitor or PodMonitor: with the metrics stack they wait for its CRDs."""
+PROMETHEUS_SERVICE_ACCOUNT = "prometheus"
+"""Named rather than left to the chart, so that the remote-write role can trust exactly this account."""
+OTEL_COLLECTOR_IMAGE = "otel/opentelemetry-collector-k8s"
+"""The collector distribution for Kubernetes (OTLP receiver, batch and memory_limiter processors)."""
+KUBE_STATE_METRICS_LABELS = {"nodes": (POOL_LABEL, CAPACITY_LABEL), "pods": (SERVICE_LABEL,)}
+"""Object labels kube-state-metrics copies into kube_node_labels / kube_pod_labels (as label_inferfleet_io_*),
+so that GPUs can be counted by pool and capacity type and pods by service."""
+EKS_UNREACHABLE_COMPONENTS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
+"""Components EKS does not let Prometheus scrape (managed control plane; kube-proxy's metrics bound to
+localhost): their ServiceMonitors would only raise target-down alerts."""
+EKS_UNREACHABLE_RULES = (
+    "etcd", "kubeControllerManager", "kubeSchedulerAlerting", "kubeSchedulerRecording", "kubeProxy"
+)
+"""Default rule groups about those components (kube-prometheus-stack's defaultRules.rules keys)."""
 TERMINATION_HANDLER_SERVICE_ACCOUNT = "aws-node-termination-handler"
 TERMINATION_HANDLER_MANAGED_TAG = "aws-node-termination-handler/managed"
 """The handler drains only instances carrying this tag key: the GPU pools' groups must propagate it at
@@ -128,11 +167,13 @@ def termination_handler_statements(
     ]
 
 
-def termination_handler_values(region: str, queue_url: str, role_arn: str) -> dict[str, Any]:
+def termination_handler_values(region: str, queue_url: str, role_arn: str, metrics: bool = False) -> dict[str, Any]:
     """aws-node-termination-handler in queue mode: one Deployment on the system pool reading the SQS
     queue that EventBridge fills (spot interruption warnings, rebalance recommendations, instance
-    state changes, lifecycle hooks)."""
+    state changes, lifecycle hooks). With `metrics`, its Prometheus endpoint and the chart's PodMonitor."""
+    monitoring = {"enablePrometheusServer": True, "podMonitor": {"create": True, "interval": SCRAPE_INTERVAL}}
     return {
+        **(monitoring if metrics else {}),
         "enableSqsTerminationDraining": True,
         "queueURL": queue_url,
         "awsRegion": region,
@@ -172,19 +213,171 @@ def device_plugin_values(spec: StackSpec) -> dict[str, Any]:
     }
 
 
-def prometheus_stack_values() -> dict[str, Any]:
-    """Only the Prometheus operator and its CRDs: Prometheus, Alertmanager, Grafana and exporters are
-    configured by the observability work, not here."""
+def autoscaler_monitoring_values() -> dict[str, Any]:
+    """The Cluster Autoscaler chart's own ServiceMonitor, next to the autoscaler (its Service's namespace);
+    Prometheus selects ServiceMonitors by no label, so the chart's default selector label is irrelevant."""
+    return {
+        "serviceMonitor": {
+            "enabled": True,
+            "namespace": chart(CLUSTER_AUTOSCALER).namespace,
+            "interval": SCRAPE_INTERVAL,
+            "path": "/metrics",
+        }
+    }
+
+
+@dataclass(frozen=True)
+class RemoteWrite:
+    """Where Prometheus also sends every sample, and the role it signs the writes with (IRSA)."""
+
+    url: str
+    region: str
+    role_arn: str
+
+
+def _system_pool() -> dict[str, Any]:
+    return {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)}
+
+
+def kube_state_metrics_allowlist() -> list[str]:
+    """kube-state-metrics' --metric-labels-allowlist entries, one per resource kind."""
+    return [f"{kind}=[{','.join(labels)}]" for kind, labels in KUBE_STATE_METRICS_LABELS.items()]
+
+
+def _select_everything() -> dict[str, Any]:
+    """Prometheus picks up every rule, ServiceMonitor, PodMonitor, Probe and ScrapeConfig in every
+    namespace, whatever Helm release label it carries (the serving PodMonitors and the rules carry none)."""
+    selected = ("rule", "serviceMonitor", "podMonitor", "probe", "scrapeConfig")
+    values: dict[str, Any] = {}
+    for kind in selected:
+        values[f"{kind}SelectorNilUsesHelmValues"] = False
+        values[f"{kind}Selector"] = {}
+        values[f"{kind}NamespaceSelector"] = {}
+    return values
+
+
+def prometheus_spec(observability: ObservabilitySpec, remote_write: RemoteWrite | None) -> dict[str, Any]:
+    """Retention and an EBS gp3 volume from the spec, everything selected, on the system pool."""
+    spec: dict[str, Any] = {
+        "retention": f"{observability.retention_days}d",
+        "storageSpec": {
+            "volumeClaimTemplate": {
+                "spec": {
+                    "storageClassName": PROMETHEUS_STORAGE_CLASS,
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": f"{observability.storage_gib}Gi"}},
+                }
+            }
+        },
+        "scrapeInterval": SCRAPE_INTERVAL,
+        **_select_everything(),
+        **_system_pool(),
+    }
+    if remote_write is not None:
+        spec["remoteWrite"] = [{"url": remote_write.url, "sigv4": {"region": remote_write.region}}]
+    return spec
+
+
+def _prometheus_service_account(remote_write: RemoteWrite | None) -> dict[str, Any]:
+    annotations = {"eks.amazonaws.com/role-arn": remote_write.role_arn} if remote_write else {}
+    return {"create": True, "name": PROMETHEUS_SERVICE_ACCOUNT, "annotations": annotations}
+
+
+def grafana_values() -> dict[str, Any]:
+    """Grafana with the Prometheus datasource the chart provisions and the dashboard sidecar loading
+    every labelled ConfigMap of every namespace (the generated dashboards)."""
+    return {
+        "enabled": True,
+        **_system_pool(),
+        "sidecar": {
+            "dashboards": {
+                "enabled": True,
+                "label": GRAFANA_DASHBOARD_LABEL,
+                "labelValue": GRAFANA_DASHBOARD_LABEL_VALUE,
+                "searchNamespace": "ALL",
+            },
+            "datasources": {"enabled": True, "defaultDatasourceEnabled": True, "uid": GRAFANA_DATASOURCE_UID},
+        },
+    }
+
+
+def prometheus_stack_values(spec: StackSpec, remote_write: RemoteWrite | None = None) -> dict[str, Any]:
+    """kube-prometheus-stack: operator, Prometheus, Alertmanager, Grafana, kube-state-metrics on the
+    system pool; node-exporter (a DaemonSet) on every node, GPU nodes included."""
+    disabled = {component: {"enabled": False} for component in EKS_UNREACHABLE_COMPONENTS}
     return {
         "crds": {"enabled": True},
-        "prometheusOperator": {"enabled": True},
-        "prometheus": {"enabled": False},
-        "alertmanager": {"enabled": False},
-        "grafana": {"enabled": False},
-        "kubeStateMetrics": {"enabled": False},
-        "nodeExporter": {"enabled": False},
-        "defaultRules": {"create": False},
+        "defaultRules": {"create": True, "rules": {rule: False for rule in EKS_UNREACHABLE_RULES}},
+        **disabled,
+        "prometheusOperator": {
+            "enabled": True,
+            **_system_pool(),
+            "admissionWebhooks": {"patch": _system_pool()},
+        },
+        "prometheus": {
+            "enabled": True,
+            "serviceAccount": _prometheus_service_account(remote_write),
+            "prometheusSpec": prometheus_spec(spec.observability, remote_write),
+        },
+        "alertmanager": {"enabled": True, "alertmanagerSpec": _system_pool()},
+        "grafana": grafana_values(),
+        "kubeStateMetrics": {"enabled": True},
+        "kube-state-metrics": {"metricLabelsAllowlist": kube_state_metrics_allowlist(), **_system_pool()},
+        "nodeExporter": {"enabled": True},
+        "prometheus-node-exporter": {"tolerations": device_plugin_tolerations(spec)},
     }
+
+
+def dcgm_exporter_values(spec: StackSpec) -> dict[str, Any]:
+    """NVIDIA's DCGM exporter on GPU nodes only, tolerating their taints, scraped through its chart's
+    ServiceMonitor (GPU utilisation, memory, power, temperature, XID errors per GPU and pod)."""
+    return {
+        "nodeSelector": {GPU_LABEL: "true"},
+        "tolerations": device_plugin_tolerations(spec),
+        "serviceMonitor": {"enabled": True, "interval": SCRAPE_INTERVAL},
+    }
+
+
+def otel_collector_values() -> dict[str, Any]:
+    """One collector Deployment on the system pool receiving the engines' OTLP spans (gRPC for vLLM,
+    HTTP for Triton), batched under a memory limit. It exports to its log (`debug`) until a trace
+    backend is chosen: the engines' flags need not change when one is."""
+    return {
+        "mode": "deployment",
+        "fullnameOverride": OTEL_COLLECTOR_SERVICE,
+        "image": {"repository": OTEL_COLLECTOR_IMAGE},
+        **_system_pool(),
+        "ports": {
+            "otlp": {"enabled": True, "containerPort": OTLP_GRPC_PORT, "servicePort": OTLP_GRPC_PORT},
+            "otlp-http": {"enabled": True, "containerPort": OTLP_HTTP_PORT, "servicePort": OTLP_HTTP_PORT},
+            "jaeger-compact": {"enabled": False},
+            "jaeger-thrift": {"enabled": False},
+            "jaeger-grpc": {"enabled": False},
+            "zipkin": {"enabled": False},
+        },
+        # Helm merges this into the chart's default config; the traces pipeline's lists replace its own, so
+        # only OTLP feeds it (the Jaeger and Zipkin ports are closed above).
+        "config": {
+            "service": {
+                "pipelines": {
+                    "traces": {
+                        "receivers": ["otlp"],
+                        "processors": ["memory_limiter", "batch"],
+                        "exporters": ["debug"],
+                    }
+                }
+            },
+        },
+    }
+
+
+def observability_objects(spec: StackSpec, plan: StackPlan, catalog: Catalog) -> list[dict[str, Any]]:
+    """The PrometheusRules from each service's SLO and the Grafana dashboard ConfigMaps. Imported here,
+    not at the top: those modules build on the whole manifests layer."""
+    from components.manifests.alerts import prometheus_rules
+    from components.manifests.dashboards import dashboards
+
+    return [*prometheus_rules(spec, plan, catalog), *dashboards(spec, plan, catalog)]
 
 
 @dataclass
@@ -205,6 +398,10 @@ class ClusterAddonsArgs:
     tags: dict[str, str] = field(default_factory=dict)
     leader_worker_set: bool = False
     """Install the LeaderWorkerSet controller (a vLLM replica spans several nodes). Default false."""
+    plan: StackPlan | None = None
+    catalog: Catalog | None = None
+    """The stack's plan and catalog: with both and the metrics stack on, the generated PrometheusRules
+    and Grafana dashboards are applied (they are computed from the plan's services and costs)."""
 
 
 class GatewayResource(pulumi.CustomResource):
@@ -271,9 +468,15 @@ class ClusterAddons(pulumi.ComponentResource):
     """The add-ons every environment's cluster runs, on the Kubernetes provider the caller passes."""
 
     releases: dict[str, pulumi.Resource]
-    """Helm chart or release per charts.yaml name (kube-prometheus-stack only when observability is on)."""
+    """Helm chart or release per charts.yaml name (the metrics stack and DCGM exporter only when
+    observability is on, the collector only with tracing)."""
     namespaces: dict[str, k8s.core.v1.Namespace]
     headroom: k8s.yaml.v2.ConfigGroup | None
+    storage_class: k8s.yaml.v2.ConfigGroup | None
+    """The gp3 StorageClass Prometheus' volume is made from."""
+    managed_prometheus: ManagedPrometheus | None
+    observability: k8s.yaml.v2.ConfigGroup | None
+    """The generated PrometheusRules and dashboards (with the metrics stack, a plan and a catalog)."""
     gateway: GatewayResource
     gateway_hostname: pulumi.Output[str]
     autoscaler_role_arn: pulumi.Output[str]
@@ -317,9 +520,13 @@ class ClusterAddons(pulumi.ComponentResource):
         self.autoscaler_role_arn = autoscaler_role.arn
         self.termination_handler_role_arn = handler_role.arn
 
+        observability = spec.observability
+        metrics = observability.enabled
         installed = [CLUSTER_AUTOSCALER, TERMINATION_HANDLER, DEVICE_PLUGIN, KUBERAY, KEDA, GATEWAY]
-        if spec.observability.enabled:
-            installed.append(PROMETHEUS_STACK)
+        if metrics:
+            installed += [PROMETHEUS_STACK, DCGM_EXPORTER]
+            if observability.tracing:
+                installed.append(OTEL_COLLECTOR)
         if args.leader_worker_set:
             installed.append(LEADER_WORKER_SET)
         self.namespaces = {}
@@ -335,13 +542,31 @@ class ClusterAddons(pulumi.ComponentResource):
             lambda names: dict(zip(pool_names, names, strict=True))
         )
         autoscaler_values = pulumi.Output.all(asg_by_pool, autoscaler_role.arn).apply(
-            lambda resolved: cluster_autoscaler_values(
-                args.cluster_name, args.region, resolved[1], priority_expander_priorities(spec, resolved[0])
-            )
+            lambda resolved: {
+                **cluster_autoscaler_values(
+                    args.cluster_name, args.region, resolved[1], priority_expander_priorities(spec, resolved[0])
+                ),
+                **(autoscaler_monitoring_values() if metrics else {}),
+            }
         )
         handler_values = pulumi.Output.all(args.interruption_queue_url, handler_role.arn).apply(
-            lambda resolved: termination_handler_values(args.region, resolved[0], resolved[1])
+            lambda resolved: termination_handler_values(args.region, resolved[0], resolved[1], metrics=metrics)
         )
+        self.managed_prometheus = None
+        if metrics and observability.managed_prometheus:
+            self.managed_prometheus = ManagedPrometheus(
+                f"{name}-managed-prometheus",
+                ManagedPrometheusArgs(
+                    environment=spec.environment,
+                    region=args.region,
+                    oidc_provider_arn=args.oidc_provider_arn,
+                    oidc_issuer_url=args.oidc_issuer_url,
+                    namespace=chart(PROMETHEUS_STACK).namespace,
+                    service_account=PROMETHEUS_SERVICE_ACCOUNT,
+                    tags=args.tags,
+                ),
+                opts=child,
+            )
         values: dict[str, pulumi.Input[dict[str, Any]]] = {
             CLUSTER_AUTOSCALER: autoscaler_values,
             TERMINATION_HANDLER: handler_values,
@@ -349,10 +574,32 @@ class ClusterAddons(pulumi.ComponentResource):
             KUBERAY: {},
             KEDA: {},
             GATEWAY: {},
-            PROMETHEUS_STACK: prometheus_stack_values(),
+            PROMETHEUS_STACK: self._prometheus_stack_values(spec, args.region),
+            DCGM_EXPORTER: dcgm_exporter_values(spec),
+            OTEL_COLLECTOR: otel_collector_values(),
             LEADER_WORKER_SET: {},
         }
-        self.releases = {key: self._install(chart(key), values[key]) for key in installed}
+        self.storage_class = None
+        self.releases = {}
+        if metrics:
+            self.storage_class = k8s.yaml.v2.ConfigGroup(
+                f"{name}-prometheus-storage", objs=[prometheus_storage_class()], opts=self._in_cluster()
+            )
+            self.releases[PROMETHEUS_STACK] = self._install(
+                chart(PROMETHEUS_STACK), values[PROMETHEUS_STACK], [self.storage_class]
+            )
+        for key in installed:
+            if key not in self.releases:
+                needs_crds = [self.releases[PROMETHEUS_STACK]] if metrics and key in MONITORED_CHARTS else []
+                self.releases[key] = self._install(chart(key), values[key], needs_crds)
+
+        self.observability = None
+        if metrics and args.plan is not None and args.catalog is not None:
+            self.observability = k8s.yaml.v2.ConfigGroup(
+                f"{name}-observability",
+                objs=observability_objects(spec, args.plan, args.catalog),
+                opts=self._in_cluster(depends_on=[self.releases[PROMETHEUS_STACK]]),
+            )
 
         gateway_objects_ = gateway_objects(spec.environment)
         setup = [obj for obj in gateway_objects_ if obj["kind"] != "Gateway"]
@@ -381,10 +628,22 @@ class ClusterAddons(pulumi.ComponentResource):
     def _in_cluster(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, deleted_with=self._cluster, depends_on=depends_on or [])
 
-    def _install(self, spec: Chart, values: pulumi.Input[dict[str, Any]]) -> pulumi.Resource:
-        """A Release where the chart needs hooks, a v4 Chart otherwise; in its namespace, made first."""
+    def _prometheus_stack_values(self, spec: StackSpec, region: str) -> pulumi.Input[dict[str, Any]]:
+        """The metrics stack's values, remote-writing to the managed workspace when there is one."""
+        workspace = self.managed_prometheus
+        if workspace is None:
+            return prometheus_stack_values(spec)
+        return pulumi.Output.all(workspace.remote_write_url, workspace.writer_role_arn).apply(
+            lambda resolved: prometheus_stack_values(spec, RemoteWrite(resolved[0], region, resolved[1]))
+        )
+
+    def _install(
+        self, spec: Chart, values: pulumi.Input[dict[str, Any]], after: list[pulumi.Resource] | None = None
+    ) -> pulumi.Resource:
+        """A Release where the chart needs hooks, a v4 Chart otherwise; in its namespace, made first, and
+        after `after` (the metrics stack's CRDs for charts that bring monitors)."""
         namespace = self.namespaces.get(spec.namespace)
-        opts = self._in_cluster(depends_on=[namespace] if namespace else None)
+        opts = self._in_cluster(depends_on=[*([namespace] if namespace else []), *(after or [])])
         common = dict(
             name=spec.name,
             chart=spec.reference,

@@ -154,6 +154,13 @@ class ObservabilitySpec(SpecModel):
     retention_days: int = Field(default=15, ge=1, description="Prometheus retention in days. Default 15.")
     storage_gib: int = Field(default=100, ge=10, alias="storageGiB", description="Prometheus volume GiB. Default 100.")
     tracing: bool = Field(default=False, description="Deploy an OpenTelemetry collector. Default false.")
+    managed_prometheus: bool = Field(
+        default=False,
+        description=(
+            "Also remote-write every metric to an Amazon Managed Prometheus workspace created for the environment "
+            "(long retention and querying outside the cluster); only with enabled. Default false."
+        ),
+    )
 
 
 class ModelArchitecture(SpecModel):

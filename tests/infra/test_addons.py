@@ -102,8 +102,8 @@ def helm(resources, chart_name: str):
     return found
 
 
-ONLY_WHEN_ASKED = {"lws"}
-"""Charts installed only when the stack needs them (a vLLM replica over several nodes)."""
+ONLY_WHEN_ASKED = {"lws", "opentelemetry-collector"}
+"""Charts installed only when the stack needs them (a vLLM replica over several nodes; tracing)."""
 
 
 def test_every_chart_is_installed_at_its_pinned_version(resources):
@@ -203,6 +203,7 @@ def test_irsa_roles_trust_only_their_service_accounts(resources):
     assert subjects == {
         "prod-addons-cluster-autoscaler-irsa-role": "system:serviceaccount:kube-system:cluster-autoscaler",
         "prod-addons-termination-handler-irsa-role": "system:serviceaccount:kube-system:aws-node-termination-handler",
+        "prod-addons-managed-prometheus-writer-role": "system:serviceaccount:monitoring:prometheus",
     }
 
 
@@ -254,7 +255,8 @@ def test_no_headroom_and_no_observability_leave_out_the_config_group_and_the_met
     resources = run_under_mocks(program(dev), stack="dev")
     assert [g.name for g in of_type(resources, CONFIG_GROUP)] == ["dev-addons-gateway-class"]
     installed = {r.name.removeprefix("dev-addons-") for r in resources if r.type in HELM_TYPES}
-    assert installed == set(charts()) - {"kube-prometheus-stack"} - ONLY_WHEN_ASKED
+    assert installed == set(charts()) - {"kube-prometheus-stack", "dcgm-exporter"} - ONLY_WHEN_ASKED
+    assert not of_type(resources, "aws:amp/workspace:Workspace")
 
 
 def test_a_missing_kubernetes_provider_is_refused(prod_spec):
