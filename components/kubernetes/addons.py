@@ -525,7 +525,7 @@ class ClusterAddons(pulumi.ComponentResource):
         installed = [CLUSTER_AUTOSCALER, TERMINATION_HANDLER, DEVICE_PLUGIN, KUBERAY, KEDA, GATEWAY]
         if metrics:
             installed += [PROMETHEUS_STACK, DCGM_EXPORTER]
-            if observability.tracing:
+            if observability.collects_traces:
                 installed.append(OTEL_COLLECTOR)
         if args.leader_worker_set:
             installed.append(LEADER_WORKER_SET)

@@ -21,7 +21,7 @@ from components.catalog import Catalog
 from components.manifests import metric_names as m
 from components.manifests import serving as s
 from components.manifests.placement import ReplicaSet
-from components.manifests.triton import backend_of
+from components.spec.models import ServiceSpec
 
 PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Prometheus the metrics stack runs (the operator's governing Service of its Prometheus)."""
@@ -52,13 +52,19 @@ def load_signal(replica_set: ReplicaSet, catalog: Catalog) -> LoadSignal | None:
     selector = (
         f'{{namespace="{s.SERVING_NAMESPACE}",{SERVICE_METRIC_LABEL}="{service.name}",{REVISION_METRIC_LABEL}="stable"}}'
     )
-    if service.engine == "vllm" or (service.engine == "triton" and backend_of(service, catalog) == "vllm"):
+    if service.engine == "vllm" or (service.engine == "triton" and _triton_backend(service, catalog) == "vllm"):
         expression = f"sum({m.VLLM_NUM_REQUESTS_RUNNING}{selector}) + sum({m.VLLM_NUM_REQUESTS_WAITING}{selector})"
         return LoadSignal(expression, max(1, replica_set.plan.planned_concurrency))
     if service.engine == "triton":
         batch = service.triton.max_batch_size if service.triton else 32
         return LoadSignal(f"sum({m.TRITON_PENDING_REQUESTS}{selector})", batch)
     return None
+
+
+def _triton_backend(service: ServiceSpec, catalog: Catalog) -> str:
+    architecture = catalog.architecture_for(service.model)
+    assert architecture is not None, "validated stacks name known models"
+    return service.triton_backend(architecture.kind)
 
 
 def _pending_pods(replica_set_name: str) -> str:

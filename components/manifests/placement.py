@@ -41,6 +41,8 @@ class ReplicaSet:
     fallback_of: str | None = None
     """The replica set whose unplaceable replicas make this one scale (None: scales on the queue alone)."""
     revision_spec: RevisionSpec | None = None
+    tracing: bool = False
+    """The engine sends request spans to the stack's OpenTelemetry collector."""
 
     @property
     def revision(self) -> Revision:
@@ -88,6 +90,7 @@ def replica_sets(service: ServiceSpec, spec: StackSpec, plan: StackPlan) -> list
         shapes.setdefault(_shape(entry), []).append(entry)
 
     sets: list[ReplicaSet] = []
+    tracing = spec.observability.collects_traces
     floor_entry = next(e for e in ordered if e.role in FLOOR_ROLES)
     if service.replicas.min > 0:
         same_shape = shapes[_shape(floor_entry)]
@@ -96,6 +99,7 @@ def replica_sets(service: ServiceSpec, spec: StackSpec, plan: StackPlan) -> list
             ReplicaSet(
                 name=f"{service.name}-floor",
                 service=service,
+                tracing=tracing,
                 role="floor",
                 pools=tuple(pools[e.pool] for e in on_demand),
                 plan=on_demand[0],
@@ -112,6 +116,7 @@ def replica_sets(service: ServiceSpec, spec: StackSpec, plan: StackPlan) -> list
                 ReplicaSet(
                     name=name,
                     service=service,
+                    tracing=tracing,
                     role="burst",
                     pools=tuple(pools[e.pool] for e in group),
                     plan=group[0],
@@ -128,6 +133,7 @@ def replica_sets(service: ServiceSpec, spec: StackSpec, plan: StackPlan) -> list
                 ReplicaSet(
                     name=f"{service.name}-{role}",
                     service=service,
+                    tracing=tracing,
                     role=role,  # type: ignore[arg-type]
                     pools=tuple(pools[e.pool] for e in first_group),
                     plan=first_group[0],

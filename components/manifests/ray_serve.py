@@ -288,7 +288,10 @@ def _worker_container(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, An
     return {
         "name": "ray-worker",
         "image": serving_image(replica_set.service, catalog),
-        "ports": [{"name": "serve", "containerPort": SERVE_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "serve", "containerPort": SERVE_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": HEAD_PORTS["metrics"], "protocol": "TCP"},
+        ],
         "env": [
             s.hf_token_env(),
             {"name": ENGINE_START_TIMEOUT_ENV, "value": str(load_seconds(replica_set.plan))},

@@ -46,6 +46,7 @@ from components.manifests import serving as s
 from components.manifests.placement import ReplicaSet, replica_sets
 from components.manifests.probes import PROBE_PERIOD_SECONDS, startup_failure_threshold
 from components.manifests.images import serving_image
+from components.manifests.monitoring import triton_trace_arguments
 from components.manifests.vllm import engine_arguments
 from components.planner.plan import ServicePoolPlan, StackPlan
 from components.spec.models import ServiceSpec, StackSpec, TritonSpec
@@ -206,7 +207,8 @@ def server_args() -> list[str]:
 
 
 def _command(replica_set: ReplicaSet, backend: str) -> list[str]:
-    script = ["set -eu", *_repository_commands(replica_set, backend), "exec tritonserver " + " ".join(server_args())]
+    flags = server_args() + (triton_trace_arguments(replica_set.service.name) if replica_set.tracing else [])
+    script = ["set -eu", *_repository_commands(replica_set, backend), "exec tritonserver " + " ".join(flags)]
     return ["/bin/bash", "-c", "\n".join(script)]
 
 

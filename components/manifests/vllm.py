@@ -16,6 +16,7 @@ from typing import Any
 from components.catalog import Catalog
 from components.manifests import serving as s
 from components.manifests.images import serving_image
+from components.manifests.monitoring import vllm_trace_arguments
 from components.manifests.placement import ReplicaSet, replica_sets
 from components.manifests.probes import PROBE_PERIOD_SECONDS, startup_failure_threshold
 from components.planner.engine import engine_settings
@@ -66,6 +67,8 @@ def engine_arguments(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any
         planned["revision"] = replica_set.model_revision
     if entry.nodes_per_replica > 1:
         planned["distributed-executor-backend"] = "ray"
+    if replica_set.tracing:
+        planned.update(vllm_trace_arguments())
     for key, value in replica_set.engine_args.items():
         planned[key.replace("_", "-")] = value
     return planned

@@ -154,6 +154,11 @@ class ObservabilitySpec(SpecModel):
     retention_days: int = Field(default=15, ge=1, description="Prometheus retention in days. Default 15.")
     storage_gib: int = Field(default=100, ge=10, alias="storageGiB", description="Prometheus volume GiB. Default 100.")
     tracing: bool = Field(default=False, description="Deploy an OpenTelemetry collector. Default false.")
+
+    @property
+    def collects_traces(self) -> bool:
+        """The collector runs with the metrics stack; engines send spans only when it does."""
+        return self.enabled and self.tracing
     managed_prometheus: bool = Field(
         default=False,
         description=(

@@ -14,6 +14,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from components.catalog import load_catalog
 from components.manifests import serving
+from components.manifests import triton
+from components.manifests.monitoring import OTLP_TRACES_HTTP_ENDPOINT
 from components.manifests.placement import replica_sets
 from components.manifests.scheduling import POOL_LABEL, pool_labels, pool_taints
 from components.manifests.triton import (
@@ -206,3 +208,15 @@ def test_a_decoder_on_triton_gets_the_vllm_backend(decoder_stack):
 def test_the_config_protobuf_is_the_pinned_triton_release():
     """config.pbtxt is generated with tritonclient's model_config.proto: it must be the server's release."""
     assert version("tritonclient") == TRITON_SERVER_VERSION
+
+
+def test_triton_traces_to_the_collector_when_tracing_is_on(catalog):
+    source = load_stack("stacks/prod.yaml", catalog)
+    spec = source.spec.model_copy(
+        update={"observability": source.spec.observability.model_copy(update={"tracing": True})}
+    )
+    plan = plan_stack(spec, catalog)
+    service = next(s for s in spec.services if s.engine == "triton")
+    replica_set = replica_sets(service, spec, plan)[0]
+    script = triton.deployment(replica_set, catalog, triton._config_files(replica_set, catalog))["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    assert f"--trace-config=opentelemetry,url={OTLP_TRACES_HTTP_ENDPOINT}" in script

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from components.manifests.monitoring import OTLP_TRACES_GRPC_ENDPOINT
 from components.manifests.placement import replica_sets
 from components.manifests.probes import PROBE_PERIOD_SECONDS, load_seconds
 from components.manifests.serving import SPOT_NOTICE_SECONDS
@@ -179,3 +180,11 @@ def test_a_wrong_field_is_caught(prod, catalog):
     deployment["spec"]["template"]["spec"]["containers"][0]["gpus"] = 8
     with pytest.raises(kubernetes_validate.ValidationError):
         validate_object(deployment, KUBERNETES_VERSION)
+
+
+def test_tracing_sends_spans_to_the_collector_only_when_it_runs(prod, catalog):
+    spec, plan = prod
+    for tracing, expected in ((False, None), (True, OTLP_TRACES_GRPC_ENDPOINT)):
+        observed = spec.model_copy(update={"observability": spec.observability.model_copy(update={"tracing": tracing})})
+        (replica_set, *_) = replica_sets(vllm_services(observed)[0], observed, plan)
+        assert flags(vllm_args(replica_set, catalog)).get("otlp-traces-endpoint") == expected
