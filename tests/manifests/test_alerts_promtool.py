@@ -9,7 +9,6 @@ skip locally and fail under CI=true, where a missing tool is a broken set-up, no
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,23 +17,14 @@ import pytest
 import yaml
 
 from components.manifests import alerts
-from tests.e2e.vllm_cpu import in_ci, vllm_python
+from tests.e2e.vllm_cpu import vllm_python
+from tests.manifests.promtool import promtool
 
 pytestmark = pytest.mark.e2e
 
 EVAL_INTERVAL = "1m"
 SERIES_MINUTES = 120
 """Two hours of one-minute samples: enough for the 1h long window; the alert is read at 60m."""
-
-
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found:
-        return found
-    message = "promtool is missing: install it with scripts/install_prometheus.sh"
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,6 @@ it); locally the test skips without it, under CI=true it fails instead.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import yaml
 
 from components.manifests.dashboards import dashboard_expressions
-from tests.e2e.vllm_cpu import in_ci
+from tests.manifests.promtool import promtool
 
 pytestmark = pytest.mark.e2e
 
@@ -25,22 +24,12 @@ BROKEN_EXPRESSION = 'histogram_quantile(0.99, sum by (le) (rate(vllm:e2e_request
 """One closing parenthesis short: what a hand edit of a generated query might leave."""
 
 
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found:
-        return found
-    message = "promtool is missing: install Debian's prometheus package (the project's set-up does)"
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 def _check_rules(expressions: Sequence[str], directory: Path) -> subprocess.CompletedProcess[str]:
     """`promtool check rules` over one group with a recording rule per expression."""
     rules = [{"record": f"inferfleet:dashboard_query:{index}", "expr": expr} for index, expr in enumerate(expressions)]
     path = directory / "dashboard_queries.rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}))
-    return subprocess.run([_promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    return subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
 
 
 def test_every_dashboard_query_parses(planned, catalog, tmp_path):
