@@ -123,7 +123,13 @@ def _by_service(expr: str) -> str:
 
 
 def _ratio(bad: str, total: str) -> str:
-    return f"{_by_service(bad)}\n/\n{_by_service(total)}"
+    """bad / total per service; 0, not absent, while no bad series exists yet (a counter labelled by
+    status appears only with its first 5xx), so SLO panels over the records read 0 on a healthy service."""
+    return _summed_ratio(_by_service(bad), _by_service(total))
+
+
+def _summed_ratio(bad: str, total: str) -> str:
+    return f"({bad}\nor\n0 * {total})\n/\n{total}"
 
 
 def runbook_path(alert: str) -> str:
@@ -175,7 +181,7 @@ def _error_ratio(service: ServiceSpec, catalog: Catalog, window: str) -> str | N
         sel = _serving_selector(service)
         failed = _by_service(f"rate({m.TRITON_REQUEST_FAILURE}{sel}[{window}])")
         succeeded = _by_service(f"rate({m.TRITON_REQUEST_SUCCESS}{sel}[{window}])")
-        return f"{failed}\n/\n({succeeded} + {failed})"
+        return _summed_ratio(failed, f"({succeeded} + ({failed} or 0 * {succeeded}))")
     return None
 
 
@@ -225,8 +231,11 @@ def slis(service: ServiceSpec, catalog: Catalog) -> list[Sli]:
     return found
 
 
-def _recording_rules(sli: Sli) -> list[dict[str, Any]]:
-    return [{"record": sli.record(window), "expr": expr} for window, expr in sli.bad_over_window.items()]
+def _recording_rules(sli: Sli, service: ServiceSpec) -> list[dict[str, Any]]:
+    """The service label is already on the result (sum by it); stating it keeps records of different
+    services apart for promtool's duplicate-rule lint when the operator merges every PrometheusRule."""
+    labels = {SERVICE_METRIC_LABEL: service.name}
+    return [{"record": sli.record(window), "expr": expr, "labels": dict(labels)} for window, expr in sli.bad_over_window.items()]
 
 
 def burn_threshold(window: BurnWindow, budget: float) -> str:
@@ -345,8 +354,7 @@ def _capacity_alerts(spec: StackSpec) -> list[dict[str, Any]]:
         _alert("InferfleetSpotInterruptions", drains, TICKET, "GPU nodes are being drained often",
                f"aws-node-termination-handler cordoned and drained more than {NODE_DRAINS_MAX} nodes in "
                f"{NODE_DRAINS_WINDOW} (spot interruptions, rebalance recommendations, scale-in).", None),
-        _alert("InferfleetNodeDrainFailed",
-               f'sum(increase(actions_total{{node_status="error"}}[{NODE_DRAINS_WINDOW}])) > 0', PAGE,
+        _alert("InferfleetNodeDrainFailed", _counted_since(f'actions_total{{node_status="error"}}', NODE_DRAINS_WINDOW), PAGE,
                "aws-node-termination-handler failed to act on a node",
                "A cordon or drain failed: a node going away may take its replicas down without a graceful drain.",
                None),
@@ -365,12 +373,20 @@ def _prometheus_rule(name: str, groups: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _counted_since(series: str, window: str) -> str:
+    """The counter went up within the window, counting its birth: the handler creates a labelled series
+    at 1 with its first event, and `increase()` over a series that starts at 1 sees nothing."""
+    return f"sum(increase({series}[{window}])) > 0\nor\nsum({series} unless {series} offset {window}) > 0"
+
+
 def service_groups(service: ServiceSpec, spec: StackSpec, plan: StackPlan, catalog: Catalog) -> list[dict[str, Any]]:
-    """Recording rules first: Prometheus evaluates a rule file's groups in order."""
+    """Recording rules and the alerts over them in separate groups: Prometheus evaluates groups
+    independently (only rules within a group are ordered), so a burn alert may read records one
+    evaluation interval old, which is immaterial at its windows."""
     found = slis(service, catalog)
     groups = []
     if found:
-        groups.append({"name": f"{service.name}.slo.recording", "rules": [r for i in found for r in _recording_rules(i)]})
+        groups.append({"name": f"{service.name}.slo.recording", "rules": [r for i in found for r in _recording_rules(i, service)]})
         groups.append({"name": f"{service.name}.slo.alerts", "rules": [a for i in found for a in _burn_alerts(i, service)]})
     saturation = _saturation_alerts(service, spec, plan)
     if saturation:
