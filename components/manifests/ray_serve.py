@@ -255,6 +255,7 @@ def head_group(service: ServiceSpec, catalog: Catalog) -> dict[str, Any]:
                         "image": serving_image(service, catalog),
                         "ports": [{"name": name, "containerPort": port} for name, port in HEAD_PORTS.items()],
                         "resources": copy.deepcopy(HEAD_RESOURCES),
+                        "securityContext": s.container_security_context(),
                     }
                 ],
                 "affinity": {
@@ -298,6 +299,7 @@ def _worker_container(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, An
         ],
         "resources": s.replica_resources(replica_set, catalog),
         "volumeMounts": [
+            s.hf_token_mount(),
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "weights", "mountPath": s.WEIGHT_CACHE_MOUNT},
         ],

@@ -19,6 +19,7 @@ REVISION_LABEL = "inferfleet.io/revision"
 REPLICA_SET_LABEL = "inferfleet.io/replica-set"
 HF_TOKEN_SECRET = "huggingface-token"
 HF_TOKEN_KEY = "token"
+HF_TOKEN_DIR = "/var/run/secrets/huggingface"
 WEIGHT_CACHE_HOST_PATH = "/mnt/k8s-disks/0/inferfleet-models"
 """Node-local NVMe (the GPU nodes' instance stores as one RAID0 volume, see components/aws/user_data.py):
 weights are fetched once per node and revision and shared by every replica on it."""
@@ -96,7 +97,7 @@ def service_account(service: ServiceSpec, role_arn: Any) -> dict[str, Any]:
             {"app.kubernetes.io/name": service.name, "app.kubernetes.io/part-of": PART_OF},
             **annotations,
         ),
-        "automountServiceAccountToken": True,
+        "automountServiceAccountToken": False,
     }
 
 
@@ -111,12 +112,24 @@ def huggingface_token_secret(token: Any) -> dict[str, Any]:
     }
 
 
-def hf_token_env(name: str = "HF_TOKEN") -> dict[str, Any]:
-    """Optional: public models start without the Secret."""
-    return {
-        "name": name,
-        "valueFrom": {"secretKeyRef": {"name": HF_TOKEN_SECRET, "key": HF_TOKEN_KEY, "optional": True}},
-    }
+def hf_token_env() -> dict[str, Any]:
+    """The token as a file, not an environment value (process listings and crash dumps show those):
+    huggingface_hub reads HF_TOKEN_PATH. The Secret is optional: public models start without it."""
+    return {"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/{HF_TOKEN_KEY}"}
+
+
+def hf_token_volume() -> dict[str, Any]:
+    return {"name": "hf-token", "secret": {"secretName": HF_TOKEN_SECRET, "optional": True, "defaultMode": 0o400}}
+
+
+def hf_token_mount() -> dict[str, Any]:
+    return {"name": "hf-token", "mountPath": HF_TOKEN_DIR, "readOnly": True}
+
+
+def container_security_context() -> dict[str, Any]:
+    """No privilege escalation, no Linux capabilities: GPUs come through the device plugin, which needs
+    neither. The upstream engine images run as root, so runAsNonRoot waits for the project's images."""
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def model_cache_dir(service: ServiceSpec, revision: str | None) -> str:
@@ -150,7 +163,7 @@ def weight_fetch_init_container(service: ServiceSpec, revision: str | None) -> d
         "image": AWS_CLI_IMAGE,
         "command": ["/bin/bash", "-c", script],
         "resources": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": False},
+        "securityContext": container_security_context(),
         "volumeMounts": [{"name": "weights", "mountPath": WEIGHT_CACHE_MOUNT}],
     }
 
@@ -217,10 +230,12 @@ def pod_spec(replica_set: ReplicaSet, container: dict[str, Any], volumes: list[d
     init = weight_fetch_init_container(replica_set.service, replica_set.model_revision)
     return {
         "serviceAccountName": service_account_name(replica_set.service),
+        "automountServiceAccountToken": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         **({"initContainers": [init]} if init else {}),
-        "containers": [container],
-        "volumes": volumes,
+        "containers": [{**container, "securityContext": container_security_context()}],
+        "volumes": [*volumes, hf_token_volume()],
         **pod_placement(replica_set),
     }
 

@@ -241,6 +241,7 @@ def _container(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:
         "resources": s.replica_resources(replica_set, catalog),
         "lifecycle": {"preStop": {"sleep": {"seconds": s.DRAIN_SECONDS}}},
         "volumeMounts": [
+            s.hf_token_mount(),
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "weights", "mountPath": s.WEIGHT_CACHE_MOUNT, "readOnly": True},
             {"name": "model-config", "mountPath": CONFIG_MOUNT, "readOnly": True},

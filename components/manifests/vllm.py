@@ -111,6 +111,7 @@ def _container(replica_set: ReplicaSet, catalog: Catalog, command: list[str]) ->
         "resources": s.replica_resources(replica_set, catalog),
         "lifecycle": {"preStop": {"sleep": {"seconds": s.DRAIN_SECONDS}}},
         "volumeMounts": [
+            s.hf_token_mount(),
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "weights", "mountPath": s.WEIGHT_CACHE_MOUNT},
         ],
