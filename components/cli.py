@@ -49,17 +49,22 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from components.render import render_stack_file, summary  # Pulumi loads only for render
+    from components.policy_runner import load_policy_config, mandatory  # Pulumi loads only for render
+    from components.render import render_stack_file, summary
 
+    overrides = load_policy_config(args.policy_config) if args.policy_config else None
     try:
-        rendered = render_stack_file(args.stack, args.out)
+        rendered = render_stack_file(args.stack, args.out, overrides)
     except StackError as error:
         for problem in error.problems:
             print(problem)
         return 1
     print(summary(rendered))
-    print(f"wrote {args.out}/resources.json and {len(rendered.manifests)} objects to {args.out}/manifests/")
-    return 0
+    print(f"wrote {args.out}/resources.json, {args.out}/policy.json and {len(rendered.manifests)} objects "
+          f"to {args.out}/manifests/")
+    for violation in rendered.violations:
+        print(f"{violation.enforcement}: {violation.policy}: {violation.type} {violation.name}: {violation.message}")
+    return 1 if mandatory(rendered.violations) else 0
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -80,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="run the Pulumi program offline under mocks and write what it creates")
     render.add_argument("stack", metavar="STACK.yaml")
     render.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole)")
+    render.add_argument("--policy-config", metavar="FILE",
+                        help="JSON or YAML: policy (or all) -> level, or {enforcementLevel, ...settings}")
     render.set_defaults(run=_render)
     schema = commands.add_parser("schema", help="print the stack spec's JSON Schema")
     schema.set_defaults(run=_schema)

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ import yaml
 
 from components.catalog import Catalog, load_catalog
 from components.mocks import RecordedResource, install
+from components.policy_runner import Violation, evaluate
+from components.policy_runner import to_json as violations_json
 from components.spec import SpecSource
 from components.stack import load_stack
 
@@ -34,6 +36,7 @@ HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 class Rendered:
     resources: list[RecordedResource]
     manifests: list[dict[str, Any]]
+    violations: list[Violation] = field(default_factory=list)
 
 
 def run_program(source: SpecSource, catalog: Catalog) -> list[RecordedResource]:
@@ -68,9 +71,12 @@ def kubernetes_objects(resources: list[RecordedResource]) -> list[dict[str, Any]
     return objects
 
 
-def render(source: SpecSource, catalog: Catalog | None = None) -> Rendered:
+def render(source: SpecSource, catalog: Catalog | None = None,
+           policy_overrides: dict[str, Any] | None = None) -> Rendered:
+    """Run the program and the policy pack on what it registers (levels for the spec's environment)."""
     resources = run_program(source, catalog or load_catalog())
-    return Rendered(resources=resources, manifests=kubernetes_objects(resources))
+    return Rendered(resources=resources, manifests=kubernetes_objects(resources),
+                    violations=evaluate(resources, source.spec, policy_overrides))
 
 
 def _manifest_file_name(index: int, obj: dict[str, Any]) -> str:
@@ -104,6 +110,7 @@ def write(rendered: Rendered, out_dir: Path) -> None:
         (staging / "resources.json").write_text(
             json.dumps([r.to_json() for r in rendered.resources], indent=2, sort_keys=True) + "\n"
         )
+        (staging / "policy.json").write_text(violations_json(rendered.violations))
         manifests = staging / "manifests"
         manifests.mkdir()
         for index, obj in enumerate(rendered.manifests):
@@ -129,9 +136,10 @@ def summary(rendered: Rendered) -> str:
     return "\n".join(lines)
 
 
-def render_stack_file(path: str | Path, out_dir: str | Path) -> Rendered:
-    """Load (raising StackError with every located problem), render and write."""
+def render_stack_file(path: str | Path, out_dir: str | Path,
+                      policy_overrides: dict[str, Any] | None = None) -> Rendered:
+    """Load (raising StackError with every located problem), render, check policies and write."""
     source = load_stack(path)
-    rendered = render(source)
+    rendered = render(source, policy_overrides=policy_overrides)
     write(rendered, Path(out_dir))
     return rendered

@@ -44,3 +44,28 @@ def test_render_replaces_a_previous_output_whole(tmp_path):
     assert main(["render", "stacks/dev.yaml", "--out", str(out)]) == 0
     assert not (out / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_render_writes_policy_json_and_fails_on_a_mandatory_violation(tmp_path, capsys):
+    """Prod's example images are tags, and prod requires digests: exit 1, with the output written."""
+    out = tmp_path / "out"
+    assert main(["render", "stacks/prod.yaml", "--out", str(out)]) == 1
+    violations = json.loads((out / "policy.json").read_text())
+    assert violations and set(violations[0]) == {"policy", "enforcement", "type", "name", "message"}
+    assert {v["policy"] for v in violations if v["enforcement"] == "mandatory"} == {"images-pinned-by-digest"}
+    assert "mandatory: images-pinned-by-digest:" in capsys.readouterr().out
+
+
+def test_policy_config_overrides_levels(tmp_path):
+    config = tmp_path / "policy.yaml"
+    config.write_text("images-pinned-by-digest: advisory\n")
+    out = tmp_path / "out"
+    assert main(["render", "stacks/prod.yaml", "--out", str(out), "--policy-config", str(config)]) == 0
+    violations = json.loads((out / "policy.json").read_text())
+    assert violations and all(v["enforcement"] == "advisory" for v in violations)
+
+
+def test_dev_has_advisory_violations_only(tmp_path):
+    out = tmp_path / "out"
+    assert main(["render", "stacks/dev.yaml", "--out", str(out)]) == 0
+    assert all(v["enforcement"] == "advisory" for v in json.loads((out / "policy.json").read_text()))

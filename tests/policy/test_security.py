@@ -1,0 +1,131 @@
+"""Security policies: each fires on a changed render and stays silent on the example stacks."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from components.stack import load_stack
+from components.render import render
+
+LT = "aws:ec2/launchTemplate:LaunchTemplate"
+EKS = "aws:eks/cluster:Cluster"
+CG = "kubernetes:yaml/v2:ConfigGroup"
+DIGEST = "@sha256:" + "0" * 64
+
+SILENT_IN_PROD = ["eks-endpoint-private", "eks-secrets-encrypted", "imdsv2-required", "ebs-encrypted",
+                  "no-open-ingress", "iam-no-wildcard-action", "s3-encrypted", "s3-versioned",
+                  "s3-public-access-blocked", "tokens-from-secrets"]
+
+
+def test_example_prod_passes_every_security_rule_but_digests(prod):
+    for policy in SILENT_IN_PROD:
+        assert prod.violations(policy) == [], policy
+
+
+def test_public_endpoint_in_prod_fires(prod, tmp_path):
+    data = yaml.safe_load(open("stacks/prod.yaml"))
+    data["cluster"]["endpointAccess"] = "public"
+    path = tmp_path / "prod.yaml"
+    path.write_text(yaml.safe_dump(data))
+    source = load_stack(path)
+    (violation,) = [v for v in prod.__class__(source.spec, render(source).resources).violations("eks-endpoint-private")]
+    assert violation.enforcement == "mandatory" and violation.type == EKS
+
+
+def test_unencrypted_secrets_fire(prod):
+    resources = prod.changed(EKS, lambda r: r.inputs.pop("encryptionConfig"))
+    assert prod.violations("eks-secrets-encrypted", resources)
+
+
+def test_imdsv1_fires(prod):
+    resources = prod.changed(LT, lambda r: r.inputs["metadataOptions"].update(httpTokens="optional"))
+    assert prod.violations("imdsv2-required", resources)
+
+
+def test_unencrypted_ebs_fires(prod):
+    resources = prod.changed(LT, lambda r: r.inputs["blockDeviceMappings"][0]["ebs"].update(encrypted="false"))
+    assert prod.violations("ebs-encrypted", resources)
+
+
+def test_open_ingress_fires_except_on_the_gateway_load_balancer(prod):
+    def open_to_world(resource):
+        resource.inputs["ingress"][0]["cidrBlocks"] = ["0.0.0.0/0"]
+
+    resources = prod.changed("aws:ec2/securityGroup:SecurityGroup", open_to_world)
+    assert prod.violations("no-open-ingress", resources)
+
+    def gateway(resource):
+        open_to_world(resource)
+        resource.inputs["tags"]["inferfleet.io/role"] = "gateway-load-balancer"
+
+    assert not prod.violations("no-open-ingress", prod.changed("aws:ec2/securityGroup:SecurityGroup", gateway))
+
+
+def test_wildcard_action_fires(prod):
+    def wildcard(resource):
+        document = json.loads(resource.inputs["policy"])
+        document["Statement"][0]["Action"] = "*"
+        resource.inputs["policy"] = json.dumps(document)
+
+    assert prod.violations("iam-no-wildcard-action", prod.changed("aws:iam/rolePolicy:RolePolicy", wildcard))
+
+
+def test_bucket_settings_fire_when_missing(prod):
+    resources = [r for r in prod.resources if not r.type.startswith("aws:s3/bucket") or r.type == "aws:s3/bucket:Bucket"]
+    for policy in ("s3-encrypted", "s3-versioned", "s3-public-access-blocked"):
+        (violation,) = prod.violations(policy, resources)
+        assert violation.type == "aws:s3/bucket:Bucket", policy
+
+
+def test_tag_images_fire_in_prod_as_mandatory_and_digests_pass(prod, dev):
+    found = prod.violations("images-pinned-by-digest")
+    assert found and {v.enforcement for v in found} == {"mandatory"}
+    assert {v.enforcement for v in dev.violations("images-pinned-by-digest")} == {"advisory"}
+
+    def pin(resource):
+        for obj in resource.inputs.get("objs", []):
+            for container in _all_containers(obj):
+                container["image"] = container["image"].split("@")[0] + DIGEST
+
+    assert not prod.violations("images-pinned-by-digest", prod.changed(CG, pin, only_first=False))
+
+
+def _all_containers(obj):
+    specs = [obj.get("spec", {}).get("template", {}).get("spec", {})]
+    cluster = obj.get("spec", {}).get("rayClusterConfig", {})
+    specs += [cluster.get("headGroupSpec", {}).get("template", {}).get("spec", {})]
+    specs += [g["template"]["spec"] for g in cluster.get("workerGroupSpecs", [])]
+    return [c for spec in specs for c in [*spec.get("initContainers", []), *spec.get("containers", [])]]
+
+
+def test_container_security_context(prod):
+    assert prod.violations("container-security-context")  # today's init containers and Ray head (advisory)
+
+    def harden(resource):
+        for obj in resource.inputs.get("objs", []):
+            for container in _all_containers(obj):
+                container["securityContext"] = {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
+                                                "capabilities": {"drop": ["ALL"]}}
+
+    hardened = prod.changed(CG, harden, only_first=False)
+    assert not prod.violations("container-security-context", hardened)
+
+    def privileged_gpu(resource):
+        harden(resource)
+        for obj in resource.inputs.get("objs", []):
+            for container in _all_containers(obj):
+                container["securityContext"] = {"privileged": True}
+
+    assert prod.violations("container-security-context", prod.changed(CG, privileged_gpu, only_first=False))
+
+
+def test_plain_token_env_fires(prod):
+    def plain_token(resource):
+        for obj in resource.inputs.get("objs", []):
+            for container in _all_containers(obj):
+                container.setdefault("env", []).append({"name": "HF_TOKEN", "value": "hf_plain"})
+
+    found = prod.violations("tokens-from-secrets", prod.changed(CG, plain_token, only_first=False))
+    assert found and all(v.enforcement == "mandatory" for v in found)
