@@ -42,7 +42,8 @@ from components.planner.plan import StackPlan
 from components.spec.models import ServiceSpec, StackSpec
 from components.stack import load_stack
 from e2e.local_servers import REQUEST_TIMEOUT_S, Server, free_port, log_tail, post, start, stop, wait_ready
-from e2e.vllm_cpu import LOOPBACK, REPO_ROOT, in_ci
+from e2e.vllm_cpu import LOOPBACK, REPO_ROOT
+from tests.tooling import missing_tool
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 STACK = REPO_ROOT / "stacks" / "prod.yaml"
@@ -179,10 +180,7 @@ def prometheus_binary() -> Path:
     """Skip without the binary; under CI=true fail, as a missing .venv-vllm does (vllm_cpu.vllm_python)."""
     if PROMETHEUS.exists():
         return PROMETHEUS
-    message = f"{PROMETHEUS} is missing: install it with scripts/install_prometheus.sh"
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    missing_tool(f"{PROMETHEUS} is missing: install it with scripts/install_prometheus.sh")
 
 
 def target_labels(stack: Stack) -> dict[str, str]:

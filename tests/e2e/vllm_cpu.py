@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, NotRequired, TypedDict
 
-import pytest
-
 from components.catalog import load_catalog
 from components.manifests.placement import replica_sets
 from components.manifests.vllm import vllm_args
 from components.planner import plan_stack
 from components.spec.models import ModelArchitecture
 from components.stack import load_stack
+from tests.tooling import missing_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECK_SCRIPT = Path(__file__).with_name("check_vllm_args.py")
@@ -38,10 +37,6 @@ STAMP_NAME = ".inferfleet-stamp"
 # that the KV cache in VLLM_CPU_KVCACHE_SPACE holds many sequences.
 CPU_MAX_MODEL_LEN = 1024
 LOOPBACK = "127.0.0.1"
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1")
 
 
 def vllm_venv() -> Path:
@@ -58,10 +53,7 @@ def vllm_python() -> Path:
     python = venv / "bin" / "python"
     if python.exists() and (venv / STAMP_NAME).exists():
         return python
-    message = f"{venv} is missing or incomplete: build it with scripts/vllm_cpu_venv.sh (make e2e does)"
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    missing_tool(f"{venv} is missing or incomplete: build it with scripts/vllm_cpu_venv.sh (make e2e does)")
 
 
 # --- vLLM's own parser -----------------------------------------------------------------------

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-
-from tests.e2e.vllm_cpu import in_ci
+from tests.tooling import missing_tool
 
 
 def promtool() -> str:
     found = shutil.which("promtool")
     if found:
         return found
-    message = "promtool is missing: install it with scripts/install_prometheus.sh"
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    missing_tool("promtool is missing: install it with scripts/install_prometheus.sh")

@@ -5,7 +5,6 @@ scripts/ray_venv.sh (`make e2e` does). Without it the test skips, except in CI, 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from components.manifests.ray_serve import ray_serve_objects
 from components.planner import plan_stack
 from components.spec.models import CanarySpec, ShadowSpec
 from components.stack import load_stack
+from tests.tooling import missing_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -28,10 +28,7 @@ CHECK_TIMEOUT_SECONDS = 120
 def _ray_python() -> Path:
     if RAY_PYTHON.exists():
         return RAY_PYTHON
-    reason = f"{RAY_PYTHON.relative_to(ROOT)} is missing: run scripts/ray_venv.sh (make e2e does)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    missing_tool(f"{RAY_PYTHON.relative_to(ROOT)} is missing: run scripts/ray_venv.sh (make e2e does)")
 
 
 def _with_revisions(spec):

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.vllm_cpu import in_ci
+from tests.tooling import missing_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -72,10 +72,7 @@ def checkov_binary() -> Path:
     binary = venv / "bin" / "checkov"
     if binary.exists() and (venv / STAMP_NAME).exists():
         return binary
-    message = f"{venv} is missing or incomplete: build it with scripts/checkov_venv.sh"
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    missing_tool(f"{venv} is missing or incomplete: build it with scripts/checkov_venv.sh")
 
 
 def start_checkov(binary: Path, manifests: Path) -> subprocess.Popen[str]:
