@@ -116,12 +116,9 @@ def _engine_args_known(spec: StackSpec, s: int, architecture: ModelArchitecture)
     service = spec.services[s]
     if service.engine == "triton" and service.triton_backend(architecture.kind) != "vllm":
         return
-    sources = [(("services", s, "engineArgs"), service.engine_args)]
-    for revision in ("canary", "shadow"):
-        if getattr(service, revision) is not None:
-            sources.append((("services", s, revision, "engineArgs"), getattr(service, revision).engine_args))
     options = vllm_options()
-    for prefix, engine_args in sources:
+    for revision, engine_args in service.engine_args_by_revision():
+        prefix = ("services", s, *([revision] if revision else []), "engineArgs")
         for key, value in engine_args.items():
             problem = _engine_arg_problem(key.replace("_", "-"), value, options)
             if problem:

@@ -330,6 +330,16 @@ class ServiceSpec(SpecModel):
         description="Serving image, e.g. a mirror in your ECR. Default: the engine's image the project pins.",
     )
 
+    def engine_args_by_revision(self) -> list[tuple[str | None, dict[str, EngineArgValue]]]:
+        """(None for the service itself, or "canary"/"shadow"; its engineArgs): every place engine
+        arguments are given, for the rules that check them wherever they are."""
+        sources: list[tuple[str | None, dict[str, EngineArgValue]]] = [(None, self.engine_args)]
+        for name in ("canary", "shadow"):
+            revision = getattr(self, name)
+            if revision is not None:
+                sources.append((name, revision.engine_args))
+        return sources
+
     def triton_backend(self, model_kind: str) -> str:
         """The spec's Triton backend, or the default for the model's kind (vllm for decoders)."""
         if self.triton is not None and self.triton.backend is not None:

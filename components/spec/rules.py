@@ -172,17 +172,14 @@ PLANNED_ENGINE_ARGS = {
 
 def engine_args_consistent(spec: StackSpec) -> Iterator[Problem]:
     for i, service in enumerate(spec.services):
-        sources: list[tuple[tuple, dict]] = [(("services", i, "engineArgs"), service.engine_args)]
-        for revision in ("canary", "shadow"):
-            if getattr(service, revision) is not None:
-                sources.append((("services", i, revision, "engineArgs"), getattr(service, revision).engine_args))
-        for prefix, engine_args in sources:
+        for revision, engine_args in service.engine_args_by_revision():
+            prefix = ("services", i, *([revision] if revision else []), "engineArgs")
             for key, value in engine_args.items():
                 flag = key.replace("_", "-")
                 path = (*prefix, key)
                 if flag in SPEC_FIELDS_NOT_ENGINE_ARGS:
-                    owner = "modelRevision" if flag == "revision" and len(prefix) == 4 else SPEC_FIELDS_NOT_ENGINE_ARGS[flag]
-                    where = f"services.{i}.{prefix[2]}" if len(prefix) == 4 else f"services.{i}"
+                    owner = "modelRevision" if flag == "revision" and revision else SPEC_FIELDS_NOT_ENGINE_ARGS[flag]
+                    where = f"services.{i}.{revision}" if revision else f"services.{i}"
                     yield Problem(path, f"set {where}.{owner} instead: the spec owns it")
                 elif flag in PLANNED_ENGINE_ARGS and not PLANNED_ENGINE_ARGS[flag][0](value):
                     yield Problem(path, f"should be {PLANNED_ENGINE_ARGS[flag][1]} (got {value!r})")
