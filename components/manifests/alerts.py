@@ -1,4 +1,4 @@
-"""PrometheusRules from the spec: SLO burn-rate alerts per service, saturation per vLLM service, and the
+"""PrometheusRules from the spec: SLO burn-rate alerts per service, saturation per LLM service, and the
 fleet's GPU-health and capacity alerts.
 
 SLO alerts follow the Google SRE workbook's multi-window, multi-burn-rate scheme (chapter "Alerting on
@@ -7,19 +7,11 @@ still burning over a short one, so it pages quickly on a real outage and resets 
 Error ratios are recorded once per window (recording rules) and the alerts compare them with
 `factor x budget`, the budget being `1 - availability` for errors and 1% for a p99 latency target.
 
-Metric names are those of the pinned releases, read from their sources:
-- vLLM 0.32.0 (`vllm/v1/metrics/loggers.py`, `vllm/v1/metrics/buckets.py`): `vllm:time_to_first_token_seconds`,
-  `vllm:inter_token_latency_seconds` (histograms), `vllm:kv_cache_usage_perc`, `vllm:num_requests_waiting`
-  (gauges), `vllm:num_preemptions` (counter, exposed with `_total`). Its HTTP server counts requests with
-  prometheus-fastapi-instrumentator (`vllm/entrypoints/serve/instrumentator/metrics.py`):
-  `http_requests_total{handler, method, status}`, status grouped as `2xx`/`5xx`.
-- Ray 2.54 (`ray/serve/_private/proxy.py`, `ray/_private/metrics_agent.py`):
-  `ray_serve_num_http_requests_total{route, method, application, status_code}` and
-  `ray_serve_num_http_error_requests_total{route, error_code, method, application}`.
-- Triton: `nv_inference_request_success`, `nv_inference_request_failure` (counters per model).
-- aws-node-termination-handler 1.25 (`pkg/observability/opentelemetry.go`): `actions_total{node_action, node_status}`.
-- DCGM exporter: `DCGM_FI_DEV_XID_ERRORS`, `DCGM_FI_DEV_GPU_TEMP`; kube-state-metrics: `kube_pod_status_phase`,
-  `kube_pod_container_resource_requests`, `kube_node_labels` (pool label allow-listed).
+Every metric name comes from components/manifests/metric_names.py, where each is written once with the
+source it was read from; latency and saturation read the series of the service's way of serving its
+model (monitoring.llm_metrics): vLLM's server, Ray Serve LLM's re-export, or Triton's vLLM backend.
+Fleet alerts read the DCGM exporter, kube-state-metrics and aws-node-termination-handler 1.25
+(`pkg/observability/opentelemetry.go`: `actions_total{node_action, node_status}`).
 """
 
 from __future__ import annotations
@@ -31,9 +23,9 @@ from components.catalog import Catalog
 from components.manifests import metric_names as m
 from components.manifests import serving as s
 from components.manifests.autoscaling import REPLICA_SET_METRIC_LABEL, REVISION_METRIC_LABEL, SERVICE_METRIC_LABEL
+from components.manifests.monitoring import llm_metrics
 from components.manifests.placement import replica_sets
 from components.manifests.scheduling import POOL_LABEL
-from components.manifests.triton import backend_of
 from components.planner.plan import StackPlan
 from components.spec.models import ServiceSpec, StackSpec
 
@@ -71,14 +63,10 @@ RATE_WINDOWS = tuple(dict.fromkeys(w for b in BURN_WINDOWS for w in (b.short, b.
 BURN_FOR = {PAGE: "2m", TICKET: "15m"}
 """A page needs the burn to hold through two evaluations; a ticket a quarter of an hour."""
 
-TTFT_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-                  20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
-ITL_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
-                 40.0, 80.0)
-"""vLLM 0.32.0's default bucket bounds (vllm/v1/metrics/buckets.py: TIME_TO_FIRST_TOKEN_BUCKETS,
-INTER_TOKEN_LATENCY_BUCKETS). A histogram counts only at its bounds, so a target between two bounds is
-measured at the largest bound at or below it: requests slower than that bound count as slow. The alert
-errs early (a 2 s TTFT target is measured at 1 s), never late."""
+"""Latency SLIs read a histogram's buckets (metric_names.LlmMetrics holds each engine's bounds). A histogram
+counts only at its bounds, so a target between two bounds is measured at the largest bound at or below it:
+requests slower than that bound count as slow. The alert errs early (a 2 s TTFT target is measured at 1 s),
+never late."""
 CUSTOM_BUCKETS_ARG = "custom-histogram-buckets"
 
 KV_CACHE_USAGE_MAX = 0.9
@@ -159,6 +147,9 @@ class Sli:
     budget: float
     target: str
     bad_over_window: dict[str, str]
+    histogram: str | None = None
+    bound_s: float | None = None
+    """For a latency SLI: the histogram and the bucket bound it counts requests within."""
 
     def record(self, window: str) -> str:
         return f"inferfleet:slo_{self.key}:ratio_rate{window}"
@@ -199,16 +190,19 @@ def latency_bound(target_ms: float, buckets: tuple[float, ...]) -> float | None:
 
 
 def _slow_ratio(service: ServiceSpec, histogram: str, bound: float, window: str) -> str:
-    """1 - (requests within the bound / all requests) of a vLLM histogram."""
+    """1 - (requests within the bound / all requests) of a latency histogram."""
     within = f"rate({histogram}_bucket{_serving_selector(service, _bound_matcher(bound))}[{window}])"
     total = f"rate({histogram}_count{_serving_selector(service)}[{window}])"
     return f"1 - (\n{_ratio(within, total)}\n)"
 
 
-def _reports_vllm_latency(service: ServiceSpec) -> bool:
-    """Only a plain vLLM server's histograms are scraped with the service labels and known bucket bounds
-    (custom bounds from engineArgs would break the bound the alert reads)."""
-    return service.engine == "vllm" and service.engine_arg(CUSTOM_BUCKETS_ARG) is None
+def latency_metrics(service: ServiceSpec, catalog: Catalog) -> m.LlmMetrics | None:
+    """The service's latency histograms, unless its engine arguments replace vLLM's bucket bounds (the
+    bound an alert reads would then not exist)."""
+    metrics = llm_metrics(service, catalog)
+    if metrics is None or service.engine_arg(CUSTOM_BUCKETS_ARG) is not None:
+        return None
+    return metrics
 
 
 def slis(service: ServiceSpec, catalog: Catalog) -> list[Sli]:
@@ -220,14 +214,17 @@ def slis(service: ServiceSpec, catalog: Catalog) -> list[Sli]:
     if slo.availability is not None and _error_ratio(service, catalog, "5m") is not None:
         found.append(Sli("errors", "ErrorBudgetBurn", 1 - slo.availability, f"{slo.availability * 100:g}% availability",
                          {w: _error_ratio(service, catalog, w) or "" for w in RATE_WINDOWS}))
-    latencies = (("ttft", "TtftBudgetBurn", m.VLLM_TTFT, slo.ttft_p99_ms, TTFT_BUCKETS_S),
-                 ("itl", "ItlBudgetBurn", m.VLLM_ITL, slo.itl_p99_ms, ITL_BUCKETS_S))
+    metrics = latency_metrics(service, catalog)
+    if metrics is None:
+        return found
+    latencies = (("ttft", "TtftBudgetBurn", metrics.ttft, slo.ttft_p99_ms, metrics.ttft_buckets_s),
+                 ("itl", "ItlBudgetBurn", metrics.itl, slo.itl_p99_ms, metrics.itl_buckets_s))
     for key, stem, histogram, target_ms, buckets in latencies:
-        bound = latency_bound(target_ms, buckets) if target_ms and _reports_vllm_latency(service) else None
+        bound = latency_bound(target_ms, buckets) if target_ms else None
         if bound is not None:
             target = f"p99 {key.upper()} {target_ms:g} ms (measured at the {bound:g} s bucket)"
             found.append(Sli(f"{key}_slow", stem, LATENCY_BUDGET, target,
-                             {w: _slow_ratio(service, histogram, bound, w) for w in RATE_WINDOWS}))
+                             {w: _slow_ratio(service, histogram, bound, w) for w in RATE_WINDOWS}, histogram, bound))
     return found
 
 
@@ -274,37 +271,52 @@ def _burn_alerts(sli: Sli, service: ServiceSpec) -> list[dict[str, Any]]:
     return alerts
 
 
-# --- saturation (vLLM) --------------------------------------------------------------------------------
+# --- saturation -------------------------------------------------------------------------------------
 
 
-def _saturation_alerts(service: ServiceSpec, spec: StackSpec, plan: StackPlan) -> list[dict[str, Any]]:
-    """Engine pressure that precedes an SLO burn: a full KV cache, a standing queue, preemptions."""
-    if service.engine != "vllm":
-        return []
+def _queue_backlog(service: ServiceSpec, spec: StackSpec, plan: StackPlan, waiting: str) -> str:
+    """A replica's queue above what its replica set was planned to carry; Ray's pods carry no replica-set
+    label, so theirs are held to the largest planned concurrency of the service's sets."""
     per_pod = f"{SERVICE_METRIC_LABEL}, {REPLICA_SET_METRIC_LABEL}, pod"
-    queue_terms = [
-        f"max by ({per_pod}) ({m.VLLM_NUM_REQUESTS_WAITING}"
+    sets = replica_sets(service, spec, plan)
+    if service.engine == "ray-serve":
+        limit = max(max(1, rs.plan.planned_concurrency) for rs in sets)
+        return f"max by ({per_pod}) ({waiting}{_serving_selector(service)}) > {limit}"
+    return "\nor\n".join(
+        f"(max by ({per_pod}) ({waiting}"
         f"{_serving_selector(service, _matchers(**{REPLICA_SET_METRIC_LABEL: rs.name}))}) "
-        f"> {max(1, rs.plan.planned_concurrency)}"
-        for rs in replica_sets(service, spec, plan)
-    ]
-    alerts = [
-        _alert("InferfleetKvCacheSaturated",
-               f"max by ({per_pod}) ({m.VLLM_KV_CACHE_USAGE}{_serving_selector(service)}) > {KV_CACHE_USAGE_MAX}",
-               TICKET, f"{service.name}: a replica's KV cache is above {KV_CACHE_USAGE_MAX:.0%}",
-               f"vLLM KV-cache usage above {KV_CACHE_USAGE_MAX:.0%} for {KV_CACHE_FOR}: new sequences wait or "
-               "running ones are preempted.", KV_CACHE_FOR, service),
-        _alert("InferfleetPreemptions",
-               f"sum by ({per_pod}) (rate({m.VLLM_PREEMPTIONS}{_serving_selector(service)}[5m])) > 0",
-               TICKET, f"{service.name}: vLLM keeps preempting sequences",
-               f"vLLM preempted running sequences for lack of KV-cache blocks throughout {PREEMPTION_FOR}; "
-               "preempted sequences are recomputed, which costs throughput and latency.", PREEMPTION_FOR, service),
-    ]
-    if queue_terms:
+        f"> {max(1, rs.plan.planned_concurrency)})"
+        for rs in sets
+    )
+
+
+def _saturation_alerts(service: ServiceSpec, spec: StackSpec, plan: StackPlan, catalog: Catalog) -> list[dict[str, Any]]:
+    """Engine pressure that precedes an SLO burn: a full KV cache, preemptions, a standing queue, each where
+    the engine reports it (Triton's vLLM backend reports no KV cache; Triton's pending count is its queue)."""
+    metrics = llm_metrics(service, catalog)
+    per_pod = f"{SERVICE_METRIC_LABEL}, {REPLICA_SET_METRIC_LABEL}, pod"
+    alerts = []
+    if metrics is not None and metrics.kv_cache_usage is not None:
         alerts.append(_alert(
-            "InferfleetQueueBacklog", "\nor\n".join(f"({t})" for t in queue_terms),
+            "InferfleetKvCacheSaturated",
+            f"max by ({per_pod}) ({metrics.kv_cache_usage}{_serving_selector(service)}) > {KV_CACHE_USAGE_MAX}",
+            TICKET, f"{service.name}: a replica's KV cache is above {KV_CACHE_USAGE_MAX:.0%}",
+            f"vLLM KV-cache usage above {KV_CACHE_USAGE_MAX:.0%} for {KV_CACHE_FOR}: new sequences wait or "
+            "running ones are preempted.", KV_CACHE_FOR, service))
+    if metrics is not None and metrics.preemptions is not None:
+        alerts.append(_alert(
+            "InferfleetPreemptions",
+            f"sum by ({per_pod}) (rate({metrics.preemptions}{_serving_selector(service)}[5m])) > 0",
+            TICKET, f"{service.name}: vLLM keeps preempting sequences",
+            f"vLLM preempted running sequences for lack of KV-cache blocks throughout {PREEMPTION_FOR}; "
+            "preempted sequences are recomputed, which costs throughput and latency.", PREEMPTION_FOR, service))
+    waiting = metrics.waiting if metrics is not None and metrics.waiting else (
+        m.TRITON_PENDING_REQUESTS if service.engine == "triton" else None)
+    if waiting is not None:
+        alerts.append(_alert(
+            "InferfleetQueueBacklog", _queue_backlog(service, spec, plan, waiting),
             TICKET, f"{service.name}: requests queue on a replica beyond its planned concurrency",
-            f"vllm:num_requests_waiting above the plan's per-replica concurrency for {QUEUE_FOR}: "
+            f"{waiting} above the plan's per-replica concurrency for {QUEUE_FOR}: "
             "the service gets more load than its replicas were sized for and the autoscaler is not absorbing it.",
             QUEUE_FOR, service))
     return alerts
@@ -388,7 +400,7 @@ def service_groups(service: ServiceSpec, spec: StackSpec, plan: StackPlan, catal
     if found:
         groups.append({"name": f"{service.name}.slo.recording", "rules": [r for i in found for r in _recording_rules(i, service)]})
         groups.append({"name": f"{service.name}.slo.alerts", "rules": [a for i in found for a in _burn_alerts(i, service)]})
-    saturation = _saturation_alerts(service, spec, plan)
+    saturation = _saturation_alerts(service, spec, plan, catalog)
     if saturation:
         groups.append({"name": f"{service.name}.saturation", "rules": saturation})
     return groups

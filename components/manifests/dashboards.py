@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,9 +23,13 @@ from components.catalog import Catalog
 from components.manifests import metric_names as m
 from components.manifests import serving as s
 from components.manifests.autoscaling import REPLICA_SET_METRIC_LABEL, REVISION_METRIC_LABEL, SERVICE_METRIC_LABEL
-from components.manifests.monitoring import GRAFANA_DASHBOARD_LABEL, GRAFANA_DASHBOARD_LABEL_VALUE, MONITORING_NAMESPACE
+from components.manifests.monitoring import (
+    GRAFANA_DASHBOARD_LABEL,
+    GRAFANA_DASHBOARD_LABEL_VALUE,
+    MONITORING_NAMESPACE,
+    llm_metrics,
+)
 from components.manifests.scheduling import CAPACITY_LABEL, CAPACITY_VALUES, POOL_LABEL
-from components.manifests.triton import backend_of
 from components.planner.plan import StackPlan
 from components.spec.models import ServiceSpec, StackSpec
 
@@ -182,79 +185,82 @@ def service_selector(service: ServiceSpec) -> dict[str, str]:
     return {**SERVING_SELECTOR, SERVICE_METRIC_LABEL: service.name}
 
 
-def _reports_vllm_metrics(service: ServiceSpec, catalog: Catalog) -> bool:
-    """vLLM, Ray Serve LLM (vLLM's metrics re-exported) and Triton's vLLM backend report vLLM's metrics."""
-    return service.engine != "triton" or backend_of(service, catalog) == "vllm"
-
-
-def _metric_namer(service: ServiceSpec) -> Callable[[str], str]:
-    return m.ray_vllm if service.engine == "ray-serve" else (lambda name: name)
-
-
-def _error_targets(service: ServiceSpec, name: Callable[[str], str]) -> tuple[Target, ...]:
-    """Failed requests as each engine counts them, beside vLLM's own internal errors."""
+def _error_targets(service: ServiceSpec, metrics: m.LlmMetrics) -> tuple[Target, ...]:
+    """Failed requests as each engine counts them, beside vLLM's own internal errors where it reports them."""
     labels = service_selector(service)
-    engine_errors = Target(
-        _sum_rate(name(m.VLLM_REQUEST_SUCCESS), {**labels, m.VLLM_FINISHED_REASON_LABEL: m.VLLM_FINISHED_ERROR}),
+    engine_errors = () if metrics.requests_finished is None else (Target(
+        _sum_rate(metrics.requests_finished, {**labels, m.VLLM_FINISHED_REASON_LABEL: m.VLLM_FINISHED_ERROR}),
         "engine errors",
-    )
+    ),)
     if service.engine == "vllm":
         failed = _sum_rate(m.VLLM_HTTP_REQUESTS, {**labels, m.HTTP_STATUS_LABEL: m.HTTP_SERVER_ERROR})
-        return Target(failed, "HTTP 5xx"), engine_errors
+        return Target(failed, "HTTP 5xx"), *engine_errors
     if service.engine == "ray-serve":
         ray_labels = {**labels, m.RAY_APPLICATION_LABEL: service.name}
-        return Target(_sum_rate(m.RAY_SERVE_HTTP_ERRORS, ray_labels), "HTTP errors"), engine_errors
-    return Target(_sum_rate(m.TRITON_REQUEST_FAILURE, labels), "Triton failures"), engine_errors
+        return Target(_sum_rate(m.RAY_SERVE_HTTP_ERRORS, ray_labels), "HTTP errors"), *engine_errors
+    return Target(_sum_rate(m.TRITON_REQUEST_FAILURE, labels), "Triton failures"), *engine_errors
 
 
-def _vllm_service_panels(service: ServiceSpec) -> list[Panel]:
+def _llm_service_panels(service: ServiceSpec, metrics: m.LlmMetrics) -> list[Panel]:
+    """The LLM view of a service, from the series its way of serving reports (no panel for a series it
+    does not: Triton's vLLM backend has no queue, KV-cache or preemption gauges, so Triton's own
+    pending count and success counter stand in)."""
     labels = service_selector(service)
-    name = _metric_namer(service)
     by = REVISION_METRIC_LABEL
     revision = f"{{{{{by}}}}}"
     slo = service.slo
-    return [
-        Panel("Requests/s", (Target(_sum_rate(name(m.VLLM_REQUEST_SUCCESS), labels, (by,)), revision),), "reqps",
+    finished = metrics.requests_finished or m.TRITON_REQUEST_SUCCESS
+    panels = [
+        Panel("Requests/s", (Target(_sum_rate(finished, labels, (by,)), revision),), "reqps",
               description="Finished requests per second, by revision."),
-        Panel("Errors/s", _error_targets(service, name), "reqps"),
-        Panel("Time to first token", _quantile_targets(name(m.VLLM_TTFT), labels, by), "s",
+        Panel("Errors/s", _error_targets(service, metrics), "reqps"),
+        Panel("Time to first token", _quantile_targets(metrics.ttft, labels, by), "s",
               description="p50/p95/p99 by revision; the red line is the SLO's p99 target.",
               threshold=slo.ttft_p99_ms / 1000 if slo else None),
-        Panel("Inter-token latency", _quantile_targets(name(m.VLLM_ITL), labels, by), "s",
+        Panel("Inter-token latency", _quantile_targets(metrics.itl, labels, by), "s",
               description="p50/p95/p99 by revision; the red line is the SLO's p99 target.",
               threshold=slo.itl_p99_ms / 1000 if slo and slo.itl_p99_ms else None),
-        Panel("End-to-end latency", _quantile_targets(name(m.VLLM_E2E_LATENCY), labels, by), "s"),
-        Panel(
+        Panel("End-to-end latency", _quantile_targets(metrics.e2e_latency, labels, by), "s"),
+    ]
+    if metrics.waiting and metrics.running:
+        panels.append(Panel(
             "Waiting and running requests",
             (
-                Target(f"sum by ({by}) ({name(m.VLLM_NUM_REQUESTS_WAITING)}{selector(labels)})", f"waiting {revision}"),
-                Target(f"sum by ({by}) ({name(m.VLLM_NUM_REQUESTS_RUNNING)}{selector(labels)})", f"running {revision}"),
+                Target(f"sum by ({by}) ({metrics.waiting}{selector(labels)})", f"waiting {revision}"),
+                Target(f"sum by ({by}) ({metrics.running}{selector(labels)})", f"running {revision}"),
             ),
-        ),
-        Panel(
+        ))
+    else:
+        panels.append(Panel("Pending requests", (Target(f"sum by ({by}) ({m.TRITON_PENDING_REQUESTS}{selector(labels)})",
+                                                        revision),),
+                            description="Requests Triton has accepted and not yet handed to the model."))
+    if metrics.kv_cache_usage:
+        panels.append(Panel(
             "KV-cache usage",
-            (Target(f"max by ({REPLICA_SET_METRIC_LABEL}) ({name(m.VLLM_KV_CACHE_USAGE)}{selector(labels)})",
+            (Target(f"max by ({REPLICA_SET_METRIC_LABEL}) ({metrics.kv_cache_usage}{selector(labels)})",
                     f"{{{{{REPLICA_SET_METRIC_LABEL}}}}}"),),
             "percentunit",
             description="The fullest replica of each replica set; near 100% vLLM preempts sequences.",
-        ),
-        Panel(
+        ))
+    if metrics.prefix_cache_hits and metrics.prefix_cache_queries:
+        panels.append(Panel(
             "Prefix-cache hit rate",
-            (Target(_ratio(_sum_rate(name(m.VLLM_PREFIX_CACHE_HITS), labels, (by,)),
-                           _sum_rate(name(m.VLLM_PREFIX_CACHE_QUERIES), labels, (by,))), revision),),
+            (Target(_ratio(_sum_rate(metrics.prefix_cache_hits, labels, (by,)),
+                           _sum_rate(metrics.prefix_cache_queries, labels, (by,))), revision),),
             "percentunit",
             description="Share of prompt tokens found in the prefix cache.",
+        ))
+    panels.append(Panel(
+        "Tokens/s",
+        (
+            Target(_sum_rate(metrics.prompt_tokens, labels, (by,)), f"prompt {revision}"),
+            Target(_sum_rate(metrics.generation_tokens, labels, (by,)), f"generation {revision}"),
         ),
-        Panel(
-            "Tokens/s",
-            (
-                Target(_sum_rate(name(m.VLLM_PROMPT_TOKENS), labels, (by,)), f"prompt {revision}"),
-                Target(_sum_rate(name(m.VLLM_GENERATION_TOKENS), labels, (by,)), f"generation {revision}"),
-            ),
-        ),
-        Panel("Preemptions/s", (Target(_sum_rate(name(m.VLLM_PREEMPTIONS), labels, (by,)), revision),),
-              description="Sequences evicted for lack of KV cache (recomputed later): the cache is too small."),
-    ]
+    ))
+    if metrics.preemptions:
+        panels.append(Panel("Preemptions/s", (Target(_sum_rate(metrics.preemptions, labels, (by,)), revision),),
+                            description="Sequences evicted for lack of KV cache (recomputed later): the cache is too small."))
+    return panels
 
 
 def _triton_service_panels(service: ServiceSpec) -> list[Panel]:
@@ -276,7 +282,8 @@ def _triton_service_panels(service: ServiceSpec) -> list[Panel]:
 
 
 def service_dashboard(spec: StackSpec, service: ServiceSpec, catalog: Catalog) -> Dashboard:
-    panels = _vllm_service_panels(service) if _reports_vllm_metrics(service, catalog) else _triton_service_panels(service)
+    metrics = llm_metrics(service, catalog)
+    panels = _llm_service_panels(service, metrics) if metrics else _triton_service_panels(service)
     return Dashboard(
         _uid(spec.environment, "service", service.name),
         f"inferfleet {spec.environment} / service {service.name}",

@@ -11,6 +11,8 @@ Names are the exposition names: a Prometheus client counter `x` is scraped as `x
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields, replace
+
 # --- vLLM 0.32.0 (components/manifests/versions.py VLLM_VERSION) ------------------------------------
 # Read from the installed release: vllm/v1/metrics/loggers.py (PrometheusStatLogger), every metric with
 # the labels `model_name` and `engine`; HTTP metrics from vllm/entrypoints/serve/instrumentator/metrics.py
@@ -58,11 +60,59 @@ RAY_APPLICATION_LABEL = "application"
 RAY_DEPLOYMENT_LABEL = "deployment"
 
 
+
+
+VLLM_TTFT_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+                       20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+VLLM_ITL_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+                      40.0, 80.0)
+"""vLLM 0.32.0's default bounds (vllm/v1/metrics/buckets.py TIME_TO_FIRST_TOKEN_BUCKETS,
+INTER_TOKEN_LATENCY_BUCKETS); an e2e test reads them from the installed release."""
+
+
+@dataclass(frozen=True)
+class LlmMetrics:
+    """The vLLM engine series one way of serving an LLM exposes, as Prometheus stores them. The three ways
+    (vLLM's own server, Ray Serve LLM, Triton's vLLM backend) report different subsets under different
+    names; `None` marks a series that way does not report, so no panel or alert queries it."""
+
+    ttft: str
+    ttft_buckets_s: tuple[float, ...]
+    itl: str
+    itl_buckets_s: tuple[float, ...]
+    e2e_latency: str
+    prompt_tokens: str
+    generation_tokens: str
+    requests_finished: str | None
+    running: str | None
+    waiting: str | None
+    kv_cache_usage: str | None
+    prefix_cache_queries: str | None
+    prefix_cache_hits: str | None
+    preemptions: str | None
+
+
+VLLM_SERVER = LlmMetrics(
+    ttft=VLLM_TTFT, ttft_buckets_s=VLLM_TTFT_BUCKETS_S, itl=VLLM_ITL, itl_buckets_s=VLLM_ITL_BUCKETS_S,
+    e2e_latency=VLLM_E2E_LATENCY, prompt_tokens=VLLM_PROMPT_TOKENS, generation_tokens=VLLM_GENERATION_TOKENS,
+    requests_finished=VLLM_REQUEST_SUCCESS, running=VLLM_NUM_REQUESTS_RUNNING, waiting=VLLM_NUM_REQUESTS_WAITING,
+    kv_cache_usage=VLLM_KV_CACHE_USAGE, prefix_cache_queries=VLLM_PREFIX_CACHE_QUERIES,
+    prefix_cache_hits=VLLM_PREFIX_CACHE_HITS, preemptions=VLLM_PREEMPTIONS,
+)
+"""vLLM's OpenAI-compatible server (and the e2e test's real one)."""
+
+
 def ray_vllm(name: str) -> str:
     """Ray Serve LLM re-exports vLLM's engine metrics through Ray's exporter (`log_engine_metrics`, on by
     default): `vllm:kv_cache_usage_perc` is scraped as `ray_vllm_kv_cache_usage_perc`."""
     return "ray_" + name.replace(":", "_")
 
+
+RAY_SERVE_LLM = replace(VLLM_SERVER, **{
+    f.name: ray_vllm(getattr(VLLM_SERVER, f.name))
+    for f in fields(LlmMetrics) if isinstance(getattr(VLLM_SERVER, f.name), str)
+})
+"""vLLM's series as Ray Serve LLM's replicas export them, with vLLM's bucket bounds."""
 
 # --- NVIDIA Triton (server metrics, per model, labels `model` and `version`) -------------------------
 # Triton's metrics documentation (docs/user_guide/metrics.md) and the names the autoscaling queries use;
@@ -75,6 +125,22 @@ TRITON_COMPUTE_INFER_DURATION_US = "nv_inference_compute_infer_duration_us"
 """Cumulative microseconds; divided by the successes over the same window, the mean per request."""
 TRITON_PENDING_REQUESTS = "nv_inference_pending_request_count"
 TRITON_MODEL_LABEL = "model"
+
+# --- Triton's vLLM backend (the model's custom metrics on Triton's port, labels `model` and `version`) ------
+# Read from triton-inference-server/vllm_backend src/utils/metrics.py as it stands for vLLM's V1 engine
+# (the only engine the vLLM in TRITON_VLLM_IMAGE has): histograms of TTFT, of the gaps between tokens
+# (still under vLLM's old name `time_per_output_token_seconds`) and of end-to-end latency, with the
+# backend's own bounds, and the token counters (custom metrics keep the name given: `_total` is in it).
+# It reports no queue, KV-cache or preemption series; Triton's pending count stands in for the queue.
+TRITON_VLLM_BACKEND = LlmMetrics(
+    ttft=VLLM_TTFT,
+    ttft_buckets_s=(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+    itl="vllm:time_per_output_token_seconds",
+    itl_buckets_s=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5),
+    e2e_latency=VLLM_E2E_LATENCY, prompt_tokens=VLLM_PROMPT_TOKENS, generation_tokens=VLLM_GENERATION_TOKENS,
+    requests_finished=None, running=None, waiting=None, kv_cache_usage=None,
+    prefix_cache_queries=None, prefix_cache_hits=None, preemptions=None,
+)
 
 # --- NVIDIA DCGM exporter (GPU nodes; labels `gpu`, `UUID`, `modelName`, `Hostname`) ------------------
 DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"

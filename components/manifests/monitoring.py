@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.catalog import Catalog
+from components.manifests import metric_names as m
 from components.manifests import serving as s
 from components.manifests.autoscaling import REPLICA_SET_METRIC_LABEL, REVISION_METRIC_LABEL, SERVICE_METRIC_LABEL
+from components.spec.models import ServiceSpec
 
 METRICS_PORTS = {"vllm": "http", "triton": "metrics", "ray-serve": "metrics"}
 """Engine -> the container port name its /metrics is on (vLLM serves it beside the API; Triton on 8002;
@@ -44,6 +47,19 @@ TRITON_TRACE_RATE = 100
 def _label(pod_label: str) -> str:
     """Prometheus' service-discovery name of a pod label."""
     return "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in pod_label)
+
+
+def llm_metrics(service: ServiceSpec, catalog: Catalog) -> m.LlmMetrics | None:
+    """The vLLM series the service's pods expose, by how they serve the model; None for a Triton model
+    on a backend other than vLLM (an encoder), which reports only Triton's own counters."""
+    if service.engine == "vllm":
+        return m.VLLM_SERVER
+    if service.engine == "ray-serve":
+        return m.RAY_SERVE_LLM
+    architecture = catalog.architecture_for(service.model)
+    if architecture is not None and service.triton_backend(architecture.kind) == "vllm":
+        return m.TRITON_VLLM_BACKEND
+    return None
 
 
 def pod_monitor(engine: str) -> dict[str, Any]:

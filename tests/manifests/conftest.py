@@ -27,3 +27,19 @@ def planned(request, catalog):
 def prod(catalog):
     spec = load_stack("stacks/prod.yaml", catalog).spec
     return spec, plan_stack(spec, catalog)
+
+
+@pytest.fixture(scope="session")
+def triton_decoder(catalog, tmp_path_factory):
+    """(spec, plan) of prod with its chat model (a decoder) served by Triton's vLLM backend."""
+    import yaml
+    from pathlib import Path
+
+    raw = yaml.safe_load(Path("stacks/prod.yaml").read_text())
+    chat = next(service for service in raw["services"] if service["name"] == "chat")
+    chat["engine"] = "triton"
+    chat["triton"] = {"maxBatchSize": 48}
+    path = tmp_path_factory.mktemp("stacks") / "prod.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    spec = load_stack(str(path), catalog).spec
+    return spec, plan_stack(spec, catalog)

@@ -132,8 +132,8 @@ def test_service_without_slo_keeps_only_saturation_alerts(prod, catalog):
     spec = _with_slo(spec, "chat", None)
     chat = _by_service(alerts.prometheus_rules(spec, plan, catalog), "chat")
     assert [g["name"] for g in chat["spec"]["groups"]] == ["chat.saturation"]
-    rag = _with_slo(spec, "rag", None)
-    assert "inferfleet-rag" not in {o["metadata"]["name"] for o in alerts.prometheus_rules(rag, plan, catalog)}
+    rag = _by_service(alerts.prometheus_rules(_with_slo(spec, "rag", None), plan, catalog), "rag")
+    assert [g["name"] for g in rag["spec"]["groups"]] == ["rag.saturation"]
 
 
 def test_vllm_error_ratio_reads_the_api_handlers_5xx(prod, catalog):
@@ -157,11 +157,11 @@ def test_engine_error_metrics(prod, catalog):
 @pytest.mark.parametrize(
     ("target_ms", "buckets", "bound"),
     [
-        (2000, alerts.TTFT_BUCKETS_S, 1.0),  # between 1 s and 2.5 s: measured at 1 s
-        (2500, alerts.TTFT_BUCKETS_S, 2.5),  # on a bound
-        (300, alerts.TTFT_BUCKETS_S, 0.25),
-        (60, alerts.ITL_BUCKETS_S, 0.05),
-        (0.5, alerts.TTFT_BUCKETS_S, None),  # below every bound
+        (2000, alerts.m.VLLM_TTFT_BUCKETS_S, 1.0),  # between 1 s and 2.5 s: measured at 1 s
+        (2500, alerts.m.VLLM_TTFT_BUCKETS_S, 2.5),  # on a bound
+        (300, alerts.m.VLLM_TTFT_BUCKETS_S, 0.25),
+        (60, alerts.m.VLLM_ITL_BUCKETS_S, 0.05),
+        (0.5, alerts.m.VLLM_TTFT_BUCKETS_S, None),  # below every bound
     ],
 )
 def test_latency_bound_is_the_largest_bucket_at_or_below_the_target(target_ms, buckets, bound):
@@ -176,13 +176,54 @@ def test_ttft_slow_ratio_reads_the_bound_bucket(prod, catalog):
     assert "vllm:time_to_first_token_seconds_count{" in expr
 
 
-def test_latency_alerts_only_for_plain_vllm(prod, catalog):
-    """Ray Serve and Triton expose no vLLM histograms under the service labels: availability only."""
+def _alert_names(objects, service):
+    return {r.get("alert") for r in _rules(_by_service(objects, service))} - {None}
+
+
+BURNS = {f"Inferfleet{sli}BudgetBurn{speed}" for sli in ("Error", "Ttft", "Itl") for speed in ("Fast", "Slow")}
+
+
+def _expr(objects, service, name):
+    return next(r["expr"] for r in _rules(_by_service(objects, service)) if name in (r.get("alert"), r.get("record")))
+
+
+def test_ray_serve_llm_alerts_read_rays_reexport_of_vllms_series(prod, catalog):
     spec, plan = prod
     objects = alerts.prometheus_rules(spec, plan, catalog)
-    for name in ("rag", "rerank"):
-        alerts_ = {r.get("alert") for r in _rules(_by_service(objects, name))} - {None}
-        assert alerts_ == {"InferfleetErrorBudgetBurnFast", "InferfleetErrorBudgetBurnSlow"}
+    assert _alert_names(objects, "rag") == BURNS | {
+        "InferfleetKvCacheSaturated", "InferfleetPreemptions", "InferfleetQueueBacklog"}
+    assert "ray_vllm_time_to_first_token_seconds_bucket{" in _expr(objects, "rag", "inferfleet:slo_ttft_slow:ratio_rate1h")
+    assert "ray_vllm_inter_token_latency_seconds_count{" in _expr(objects, "rag", "inferfleet:slo_itl_slow:ratio_rate1h")
+    assert "ray_vllm_kv_cache_usage_perc{" in _expr(objects, "rag", "InferfleetKvCacheSaturated")
+
+
+def test_triton_encoder_gets_availability_and_its_pending_queue_only(prod, catalog):
+    spec, plan = prod
+    objects = alerts.prometheus_rules(spec, plan, catalog)
+    assert _alert_names(objects, "rerank") == {
+        "InferfleetErrorBudgetBurnFast", "InferfleetErrorBudgetBurnSlow", "InferfleetQueueBacklog"}
+    assert "nv_inference_pending_request_count{" in _expr(objects, "rerank", "InferfleetQueueBacklog")
+
+
+def test_triton_vllm_backend_latency_reads_the_backends_histograms_and_bounds(triton_decoder, catalog):
+    """The backend's TTFT buckets stop at 10 s and its gaps between tokens keep vLLM's old name; it
+    reports no KV cache, so only the queue (Triton's pending count) stands for saturation."""
+    spec, plan = triton_decoder
+    objects = alerts.prometheus_rules(spec, plan, catalog)
+    assert _alert_names(objects, "chat") == BURNS | {"InferfleetQueueBacklog"}
+    ttft = _expr(objects, "chat", "inferfleet:slo_ttft_slow:ratio_rate1h")
+    assert 'vllm:time_to_first_token_seconds_bucket{' in ttft and 'le=~"1(\\\\.0)?"' in ttft
+    itl = _expr(objects, "chat", "inferfleet:slo_itl_slow:ratio_rate1h")
+    assert 'vllm:time_per_output_token_seconds_bucket{' in itl and 'le="0.05"' in itl
+    assert "nv_inference_pending_request_count{" in _expr(objects, "chat", "InferfleetQueueBacklog")
+
+
+def test_custom_histogram_buckets_drop_the_latency_alerts(prod, catalog):
+    spec, plan = prod
+    chat = next(s for s in spec.services if s.name == "chat")
+    custom = chat.model_copy(update={"engine_args": {**chat.engine_args, alerts.CUSTOM_BUCKETS_ARG: "0.1,1"}})
+    assert any(sli.key.endswith("_slow") for sli in alerts.slis(chat, catalog))
+    assert not any(sli.key.endswith("_slow") for sli in alerts.slis(custom, catalog))
 
 
 def test_queue_alert_uses_each_replica_sets_planned_concurrency(prod, catalog):

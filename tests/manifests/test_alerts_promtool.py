@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from components.manifests import alerts
+from components.manifests.monitoring import llm_metrics
 from components.manifests.placement import replica_sets
 from tests.e2e.vllm_cpu import vllm_python
 from tests.manifests.promtool import promtool
@@ -226,10 +227,7 @@ def _sli_series(service, sli: alerts.Sli, phases: list[tuple[float, int]], per_s
     """Series of the SLI's requests with `share` of them bad in each (share, steps) phase."""
     if sli.key == "errors":
         return _availability_series(service, phases, per_step, revision)
-    histogram, buckets = {"ttft_slow": (alerts.m.VLLM_TTFT, alerts.TTFT_BUCKETS_S),
-                          "itl_slow": (alerts.m.VLLM_ITL, alerts.ITL_BUCKETS_S)}[sli.key]
-    target = service.slo.ttft_p99_ms if sli.key == "ttft_slow" else service.slo.itl_p99_ms
-    return _latency_series(service.name, histogram, alerts.latency_bound(target, buckets), phases, per_step, revision)
+    return _latency_series(service.name, sli.histogram, sli.bound_s, phases, per_step, revision)
 
 
 def _service_tests(service, spec, plan, catalog, objects) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -257,37 +255,50 @@ def _service_tests(service, spec, plan, catalog, objects) -> tuple[list[dict[str
         slow_series += _sli_series(service, sli, [(0.5 * budget, SLOW_HEALTHY_STEPS), (2 * budget, SLOW_BURN_STEPS)], per_5m)
         slow_checks += [_check(slow, day3), _check(fast, day3), _check(slow, day4, _expected(slow)), _check(fast, day4)]
 
-    if service.engine == "vllm":
-        kv, preempt, queue = (_rule(objects, name, a) for a in
-                              ("InferfleetKvCacheSaturated", "InferfleetPreemptions", "InferfleetQueueBacklog"))
-        floor = _serving(service.name)
-        burst = _serving(service.name, replica_set=f"{service.name}-burst")
-        shadow = _serving(service.name, revision="shadow", replica_set=f"{service.name}-shadow")
-        kv_metric, preempt_metric, queue_metric = (alerts.m.VLLM_KV_CACHE_USAGE, alerts.m.VLLM_PREEMPTIONS,
-                                                   alerts.m.VLLM_NUM_REQUESTS_WAITING)
-        sets = replica_sets(service, spec, plan)
+    saturation = {r["alert"]: r for g in next(o for o in objects if o["metadata"]["name"] == name)["spec"]["groups"]
+                  if g["name"].endswith(".saturation") for r in g["rules"]}
+    metrics = llm_metrics(service, catalog)
+    floor = _serving(service.name)
+    burst = _serving(service.name, replica_set=f"{service.name}-burst")
+    shadow = _serving(service.name, revision="shadow", replica_set=f"{service.name}-shadow")
 
-        def per_pod(labels: dict[str, str]) -> dict[str, str]:
-            return {k: labels[k] for k in (SERVICE, alerts.REPLICA_SET_METRIC_LABEL, "pod")}
+    def per_pod(labels: dict[str, str]) -> dict[str, str]:
+        return {k: labels[k] for k in (SERVICE, alerts.REPLICA_SET_METRIC_LABEL, "pod")}
+
+    if "InferfleetKvCacheSaturated" in saturation:
+        kv, kv_metric = saturation["InferfleetKvCacheSaturated"], metrics.kv_cache_usage
+        breach.append({"series": kv_metric + _labels(**floor), "values": f"0.95x{minutes}"})
+        breach_checks += [_check(kv, "10m"), _check(kv, "60m", _expected(kv, **per_pod(floor)))]
+        met += [{"series": kv_metric + _labels(**floor), "values": f"0.85x5 0.97x10 0.85x{minutes - 16}"},
+                {"series": kv_metric + _labels(**shadow), "values": f"0.99x{minutes}"}]
+        met_checks += [_check(kv, "14m"), _check(kv, "60m")]
+    if "InferfleetPreemptions" in saturation:
+        preempt, preempt_metric = saturation["InferfleetPreemptions"], metrics.preemptions
+        breach.append({"series": preempt_metric + _labels(**floor), "values": _counter((3, minutes))})
+        breach_checks.append(_check(preempt, "60m", _expected(preempt, **per_pod(floor))))
+        met += [{"series": preempt_metric + _labels(**floor), "values": f"0x10 20x{minutes - 11}"},
+                {"series": preempt_metric + _labels(**burst), "values": f"7x{minutes}"}]
+        met_checks += [_check(preempt, "13m"), _check(preempt, "60m")]
+    if "InferfleetQueueBacklog" in saturation:
+        queue = saturation["InferfleetQueueBacklog"]
+        queue_metric = metrics.waiting if metrics and metrics.waiting else alerts.m.TRITON_PENDING_REQUESTS
+        engine_labels = {} if metrics and metrics.waiting else {"model": service.name, "version": "1"}
+        sets = replica_sets(service, spec, plan)
+        # Ray's pods carry no replica-set label: each is held to the largest planned concurrency.
+        limits = ({f"{service.name}-floor": max(max(1, rs.plan.planned_concurrency) for rs in sets)}
+                  if service.engine == "ray-serve" else {rs.name: max(1, rs.plan.planned_concurrency) for rs in sets})
+        revisions = {rs.name: rs.revision for rs in sets}
 
         def queues(above: int) -> list[dict[str, str]]:
-            return [{"series": queue_metric + _labels(**_serving(service.name, revision=rs.revision, replica_set=rs.name)),
-                     "values": f"{max(1, rs.plan.planned_concurrency) + above}x{minutes}"} for rs in sets]
+            return [{"series": queue_metric + _labels(**_serving(service.name, revision=revisions.get(rs, "stable"),
+                                                                 replica_set=rs, **engine_labels)),
+                     "values": f"{limit + above}x{minutes}"} for rs, limit in limits.items()]
 
-        breach += [{"series": kv_metric + _labels(**floor), "values": f"0.95x{minutes}"},
-                   {"series": preempt_metric + _labels(**floor), "values": _counter((3, minutes))},
-                   *queues(1)]
-        breach_checks += [_check(kv, "10m"), _check(kv, "60m", _expected(kv, **per_pod(floor))),
-                          _check(preempt, "60m", _expected(preempt, **per_pod(floor))),
-                          _check(queue, "60m", *[_expected(queue, **per_pod(_serving(service.name, replica_set=rs.name)))
-                                                 for rs in sets])]
-        met += [{"series": kv_metric + _labels(**floor), "values": f"0.85x5 0.97x10 0.85x{minutes - 16}"},
-                {"series": kv_metric + _labels(**shadow), "values": f"0.99x{minutes}"},
-                {"series": preempt_metric + _labels(**floor), "values": f"0x10 20x{minutes - 11}"},
-                {"series": preempt_metric + _labels(**burst), "values": f"7x{minutes}"},
-                *queues(0)]
-        met_checks += [_check(kv, "14m"), _check(kv, "60m"), _check(preempt, "13m"), _check(preempt, "60m"),
-                       _check(queue, "60m")]
+        breach += queues(1)
+        breach_checks.append(_check(queue, "60m", *[_expected(queue, **per_pod(_serving(service.name, replica_set=rs)))
+                                                    for rs in limits]))
+        met += queues(0)
+        met_checks.append(_check(queue, "60m"))
     minute = [_group(EVAL_INTERVAL, breach, *breach_checks), _group(EVAL_INTERVAL, met, *met_checks)]
     return minute, ([_group("5m", slow_series, *slow_checks)] if slow_series else [])
 
@@ -416,10 +427,12 @@ def test_unit_tests_cover_every_alert_both_ways(prod, catalog):
         "InferfleetSpotInterruptions", "InferfleetNodeDrainFailed"}
 
 
-def test_alerts_fire_on_breaches_and_stay_silent_when_met(prod, catalog, tmp_path):
+@pytest.mark.parametrize("stack", ["prod", "triton_decoder"])
+def test_alerts_fire_on_breaches_and_stay_silent_when_met(stack, catalog, tmp_path, request):
     """One promtool run per PrometheusRule and cadence, run side by side: the page, saturation and fleet
-    alerts every minute over an hour, the ticket burns over four days."""
-    spec, plan = prod
+    alerts every minute over an hour, the ticket burns over four days. prod covers vLLM, Ray Serve LLM and
+    a Triton encoder; `triton_decoder` serves prod's chat model on Triton's vLLM backend."""
+    spec, plan = request.getfixturevalue(stack)
     _write_rule_files(alerts.prometheus_rules(spec, plan, catalog), tmp_path)
     runs = {}
     for name, unit in _unit_test_files(spec, plan, catalog).items():
@@ -492,4 +505,4 @@ def test_latency_buckets_match_the_pinned_vllm():
             "print(repr((tuple(t), tuple(i))))")
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"}, check=True).stdout
-    assert out.strip().splitlines()[-1] == repr((alerts.TTFT_BUCKETS_S, alerts.ITL_BUCKETS_S))
+    assert out.strip().splitlines()[-1] == repr((alerts.m.VLLM_TTFT_BUCKETS_S, alerts.m.VLLM_ITL_BUCKETS_S))

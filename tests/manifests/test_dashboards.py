@@ -132,3 +132,15 @@ def test_expressions_list_every_panel_target(planned, catalog):
 def test_ray_vllm_names_follow_rays_exporter():
     assert m.ray_vllm(m.VLLM_KV_CACHE_USAGE) == "ray_vllm_kv_cache_usage_perc"
     assert m.kube_label("inferfleet.io/capacity-type") == "label_inferfleet_io_capacity_type"
+
+
+def test_triton_vllm_backend_dashboard_shows_only_what_the_backend_reports(triton_decoder, catalog):
+    """The backend reports TTFT, the gaps between tokens under vLLM's old name and token counters; the
+    queue comes from Triton's pending count, and no panel waits on a KV cache it never reports."""
+    chat = next(x for x in _dashboards(triton_decoder, catalog) if x["title"].endswith("service chat"))
+    panels = _by_title(chat)
+    exprs = " ".join(t["expr"] for p in chat["panels"] for t in p["targets"])
+    assert "vllm:time_per_output_token_seconds_bucket" in exprs and m.VLLM_ITL not in exprs
+    assert m.TRITON_PENDING_REQUESTS in exprs and m.TRITON_REQUEST_SUCCESS in exprs
+    assert "KV-cache usage" not in panels and "Preemptions/s" not in panels
+    assert _red_line(panels["Time to first token"]) == 2.0
