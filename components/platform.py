@@ -30,6 +30,7 @@ from components.kubernetes.addons import (
     kubernetes_provider,
 )
 from components.kubernetes.serving import HF_TOKEN_CONFIG, ServingWorkloads, ServingWorkloadsArgs
+from components.manifests.alerting import secret_config_keys
 from components.manifests.images import images_by_pool
 from components.manifests.serving import SERVING_NAMESPACE, s3_location, service_account_name
 from components.planner import plan_stack
@@ -161,6 +162,15 @@ class Deployment:
     serving: ServingWorkloads
 
 
+def alerting_credentials(spec: StackSpec) -> dict[str, pulumi.Output[str]]:
+    """Alertmanager's credentials from the stack's secret config; a route without its secret stops the
+    program with Pulumi's own error naming the missing key (`pulumi config set --secret KEY ...`)."""
+    if not spec.observability.enabled:
+        return {}
+    config = pulumi.Config()
+    return {key: config.require_secret(name) for key, name in secret_config_keys(spec.observability.alerting).items()}
+
+
 def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
     """Build the environment `source` describes; the Pulumi program's body."""
     spec = source.spec
@@ -190,6 +200,7 @@ def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
             leader_worker_set=any(e.engine == "vllm" and e.nodes_per_replica > 1 for e in plan.services),
             plan=plan,
             catalog=catalog,
+            alerting_credentials=alerting_credentials(spec),
         ),
         opts=pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider}),
     )

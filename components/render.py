@@ -21,12 +21,16 @@ import pulumi
 import yaml
 
 from components.catalog import Catalog, load_catalog
+from components.manifests.alerting import secret_config_keys
 from components.mocks import RecordedResource, install
 from components.policy_runner import Violation, evaluate
 from components.policy_runner import to_json as violations_json
 from components.spec import SpecSource
+from components.spec.models import StackSpec
 from components.stack import load_stack
 
+PROJECT = "inferfleet"
+"""Pulumi.yaml's project name: config keys are `inferfleet:<key>`."""
 KUBERNETES_PREFIX = "kubernetes:"
 CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
@@ -39,12 +43,22 @@ class Rendered:
     violations: list[Violation] = field(default_factory=list)
 
 
+def required_secret_config(spec: StackSpec) -> list[str]:
+    """Secret config keys the program requires for this spec. Offline there is no stack config: render
+    gives each a stand-in marked secret, so the program runs and the output shows only `[secret]`."""
+    if not spec.observability.enabled:
+        return []
+    return list(secret_config_keys(spec.observability.alerting).values())
+
+
 def run_program(source: SpecSource, catalog: Catalog) -> list[RecordedResource]:
     """The same program `pulumi up` runs, under recording mocks."""
     from components.platform import deploy  # the Pulumi layer loads only when a render is asked for
 
     spec = source.spec
-    monitor = install("inferfleet", spec.environment, spec.aws.region)
+    monitor = install(PROJECT, spec.environment, spec.aws.region)
+    stand_ins = {f"{PROJECT}:{key}": f"(secret config {key}, set at deploy)" for key in required_secret_config(spec)}
+    pulumi.runtime.set_all_config(stand_ins, secret_keys=list(stand_ins))
 
     @pulumi.runtime.test
     def program() -> None:

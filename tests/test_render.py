@@ -69,3 +69,16 @@ def test_dev_has_advisory_violations_only(tmp_path):
     out = tmp_path / "out"
     assert main(["render", "stacks/dev.yaml", "--out", str(out)]) == 0
     assert all(v["enforcement"] == "advisory" for v in json.loads((out / "policy.json").read_text()))
+
+
+def test_alerting_credentials_render_as_a_masked_secret_and_their_stand_ins_never_show(tmp_path):
+    """prod routes alerts to Slack and PagerDuty: offline there is no stack config, so render gives the
+    secret config keys stand-ins marked secret; the output shows the Secret group only as `[secret]`."""
+    out = tmp_path / "out"
+    main(["render", "stacks/prod.yaml", "--out", str(out)])
+    resources = json.loads((out / "resources.json").read_text())
+    (secret,) = [r for r in resources if r["name"] == "prod-addons-alerting-secret"]
+    assert secret["inputs"]["objs"] == "[secret]"
+    written = (out / "resources.json").read_text() + "".join(p.read_text() for p in (out / "manifests").iterdir())
+    assert "set at deploy" not in written
+    assert "/etc/alertmanager/secrets/inferfleet-alerting/slack-webhook-url" in written

@@ -28,6 +28,8 @@ from components.aws.iam import IrsaRole, IrsaRoleArgs, PolicyStatement
 from components.aws.managed_prometheus import ManagedPrometheus, ManagedPrometheusArgs
 from components.catalog import Catalog
 from components.kubernetes.charts import Chart, chart
+from components.manifests.alerting import SECRET_NAME as ALERTING_SECRET
+from components.manifests.alerting import alerting_secret, alertmanager_config, secret_config_keys
 from components.manifests.autoscaler import (
     SERVICE_ACCOUNT as AUTOSCALER_SERVICE_ACCOUNT,
     SYSTEM_NODE_SELECTOR,
@@ -51,7 +53,7 @@ from components.manifests.monitoring import (
 from components.manifests.scheduling import CAPACITY_LABEL, GPU_LABEL, POOL_LABEL, pool_taints
 from components.manifests.serving import SERVICE_LABEL
 from components.planner.plan import StackPlan
-from components.spec.models import ObservabilitySpec, StackSpec
+from components.spec.models import AlertingSpec, ObservabilitySpec, StackSpec
 
 CLUSTER_AUTOSCALER = "cluster-autoscaler"
 TERMINATION_HANDLER = "aws-node-termination-handler"
@@ -285,9 +287,15 @@ def _prometheus_service_account(remote_write: RemoteWrite | None) -> dict[str, A
 
 def grafana_values() -> dict[str, Any]:
     """Grafana with the Prometheus datasource the chart provisions and the dashboard sidecar loading
-    every labelled ConfigMap of every namespace (the generated dashboards)."""
+    every labelled ConfigMap of every namespace (the generated dashboards).
+
+    `adminPassword` is emptied: kube-prometheus-stack sets it to a well-known default, and without it the
+    Grafana chart generates a random 40-character password into its Secret, kept across upgrades by Helm's
+    `lookup` (the metrics stack is a Helm release, so lookup runs). Read it with
+    `kubectl -n monitoring get secret kube-prometheus-stack-grafana -o jsonpath='{.data.admin-password}'`."""
     return {
         "enabled": True,
+        "adminPassword": "",
         **_system_pool(),
         "sidecar": {
             "dashboards": {
@@ -299,6 +307,16 @@ def grafana_values() -> dict[str, Any]:
             "datasources": {"enabled": True, "defaultDatasourceEnabled": True, "uid": GRAFANA_DATASOURCE_UID},
         },
     }
+
+
+def alertmanager_values(alerting: AlertingSpec) -> dict[str, Any]:
+    """Alertmanager on the system pool; with notification routes, their configuration and the Secret of
+    their credentials mounted (the configuration names the files, never the values)."""
+    values: dict[str, Any] = {"enabled": True, "alertmanagerSpec": _system_pool()}
+    if alerting.routes_anywhere:
+        values["config"] = alertmanager_config(alerting)
+        values["alertmanagerSpec"]["secrets"] = [ALERTING_SECRET]
+    return values
 
 
 def prometheus_stack_values(spec: StackSpec, remote_write: RemoteWrite | None = None) -> dict[str, Any]:
@@ -319,7 +337,7 @@ def prometheus_stack_values(spec: StackSpec, remote_write: RemoteWrite | None = 
             "serviceAccount": _prometheus_service_account(remote_write),
             "prometheusSpec": prometheus_spec(spec.observability, remote_write),
         },
-        "alertmanager": {"enabled": True, "alertmanagerSpec": _system_pool()},
+        "alertmanager": alertmanager_values(spec.observability.alerting),
         "grafana": grafana_values(),
         "kubeStateMetrics": {"enabled": True},
         "kube-state-metrics": {"metricLabelsAllowlist": kube_state_metrics_allowlist(), **_system_pool()},
@@ -402,6 +420,9 @@ class ClusterAddonsArgs:
     catalog: Catalog | None = None
     """The stack's plan and catalog: with both and the metrics stack on, the generated PrometheusRules
     and Grafana dashboards are applied (they are computed from the plan's services and costs)."""
+    alerting_credentials: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Alertmanager's credentials by Secret key (components/manifests/alerting.py), from Pulumi secret
+    config; exactly those the spec's `observability.alerting` routes need. Default none."""
 
 
 class GatewayResource(pulumi.CustomResource):
@@ -452,6 +473,12 @@ def _validate(args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None) -> l
             f"ClusterAddonsArgs.spec: cluster.kubernetesVersion {spec.cluster.kubernetes_version} needs the "
             f"Cluster Autoscaler of that minor version; charts.yaml pins {autoscaler.version} "
             f"(CA {autoscaler.app_version})"
+        )
+    needed = set(secret_config_keys(spec.observability.alerting)) if spec.observability.enabled else set()
+    if set(args.alerting_credentials) != needed:
+        raise ValueError(
+            f"ClusterAddonsArgs.alerting_credentials: observability.alerting needs exactly {sorted(needed)}, "
+            f"got {sorted(args.alerting_credentials)}"
         )
     if not _has_kubernetes_provider(opts):
         raise ValueError(
@@ -585,8 +612,11 @@ class ClusterAddons(pulumi.ComponentResource):
             self.storage_class = k8s.yaml.v2.ConfigGroup(
                 f"{name}-prometheus-storage", objs=[prometheus_storage_class()], opts=self._in_cluster()
             )
+            before_stack: list[pulumi.Resource] = [self.storage_class]
+            if args.alerting_credentials:
+                before_stack.append(self._alerting_secret(name, args.alerting_credentials))
             self.releases[PROMETHEUS_STACK] = self._install(
-                chart(PROMETHEUS_STACK), values[PROMETHEUS_STACK], [self.storage_class]
+                chart(PROMETHEUS_STACK), values[PROMETHEUS_STACK], before_stack
             )
         for key in installed:
             if key not in self.releases:
@@ -627,6 +657,17 @@ class ClusterAddons(pulumi.ComponentResource):
 
     def _in_cluster(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, deleted_with=self._cluster, depends_on=depends_on or [])
+
+    def _alerting_secret(self, name: str, credentials: dict[str, pulumi.Input[str]]) -> pulumi.Resource:
+        """The Secret Alertmanager mounts, before the metrics stack (its pod waits on the mount otherwise)."""
+        keys = list(credentials)
+        secret = pulumi.Output.secret(pulumi.Output.all(*credentials.values())).apply(
+            lambda values: [alerting_secret(dict(zip(keys, values, strict=True)))]
+        )
+        namespace = self.namespaces.get(chart(PROMETHEUS_STACK).namespace)
+        return k8s.yaml.v2.ConfigGroup(
+            f"{name}-alerting-secret", objs=secret, opts=self._in_cluster(depends_on=[namespace] if namespace else [])
+        )
 
     def _prometheus_stack_values(self, spec: StackSpec, region: str) -> pulumi.Input[dict[str, Any]]:
         """The metrics stack's values, remote-writing to the managed workspace when there is one."""

@@ -38,6 +38,8 @@ deployed from (a path, not a URL: the project does not know where its users host
 
 PAGE = "page"
 TICKET = "ticket"
+SLO_LABEL = "slo"
+"""Burn alerts name their SLI (`errors`, `ttft_slow`, `itl_slow`) in this label."""
 
 LATENCY_BUDGET = 0.01
 """A p99 target lets 1% of requests be slower than it."""
@@ -266,7 +268,7 @@ def _burn_alerts(sli: Sli, service: ServiceSpec) -> list[dict[str, Any]]:
             summary=f"{service.name}: the {sli.target} SLO's error budget is burning too fast",
             description=f"Share of bad requests ({sli.key}) above {pairs} the budget of {_number(sli.budget)} "
                         f"({service.engine} service {service.name}).",
-            for_=BURN_FOR[severity], service=service, slo=sli.key,
+            for_=BURN_FOR[severity], service=service, **{SLO_LABEL: sli.key},
         ))
     return alerts
 

@@ -149,6 +149,34 @@ class GpuPoolSpec(SpecModel):
     )
 
 
+class AlertingSpec(SpecModel):
+    """Where Alertmanager sends the generated alerts. The credentials are Pulumi secrets, never spec fields:
+    `pulumi config set --secret alertSlackWebhookUrl ...`, `pulumi config set --secret alertPagerDutyRoutingKey ...`."""
+
+    slack_channel: str | None = Field(
+        default=None,
+        pattern=r"^#[a-z0-9][a-z0-9_-]{0,79}$",
+        description=(
+            "Slack channel (`#name`) for every alert: tickets, and pages too when PagerDuty is off. Its incoming "
+            "webhook URL is the secret config `alertSlackWebhookUrl`. Default: no Slack."
+        ),
+    )
+    pager_duty: bool = Field(
+        default=False,
+        description=(
+            "Send `page` alerts to PagerDuty (Events API v2); the integration's routing key is the secret config "
+            "`alertPagerDutyRoutingKey`. Default false."
+        ),
+    )
+    repeat_interval_hours: int = Field(
+        default=4, ge=1, le=168, description="Re-notify an alert still firing after this many hours. Default 4."
+    )
+
+    @property
+    def routes_anywhere(self) -> bool:
+        return self.slack_channel is not None or self.pager_duty
+
+
 class ObservabilitySpec(SpecModel):
     enabled: bool = Field(default=True, description="Deploy the metrics stack. Default true.")
     retention_days: int = Field(default=15, ge=1, description="Prometheus retention in days. Default 15.")
@@ -165,6 +193,10 @@ class ObservabilitySpec(SpecModel):
             "Also remote-write every metric to an Amazon Managed Prometheus workspace created for the environment "
             "(long retention and querying outside the cluster); only with enabled. Default false."
         ),
+    )
+    alerting: AlertingSpec = Field(
+        default_factory=AlertingSpec,
+        description="Notification routes for the generated alerts. Default: none (alerts show only in Alertmanager).",
     )
 
 

@@ -16,6 +16,7 @@ from components.kubernetes.addons import (
     kubernetes_provider,
 )
 from components.kubernetes.charts import EXACT_VERSION, charts, load_charts
+from components.manifests.alerting import secret_config_keys
 from components.manifests.scheduling import GPU_LABEL, pool_taints
 from components.stack import load_stack
 from tests.infra.conftest import of_type, run_under_mocks
@@ -37,6 +38,13 @@ def group_name(spec, pool: str) -> str:
     return f"inferfleet-{spec.environment}-{pool}"
 
 
+def alerting_credentials_for(spec) -> dict[str, str]:
+    """Stand-ins for the credentials the spec's alert routes need (the platform reads them from config)."""
+    if not spec.observability.enabled:
+        return {}
+    return {key: f"test-{key}" for key in secret_config_keys(spec.observability.alerting)}
+
+
 def addons_args(spec, cluster, **overrides) -> ClusterAddonsArgs:
     fields = dict(
         spec=spec,
@@ -50,6 +58,7 @@ def addons_args(spec, cluster, **overrides) -> ClusterAddonsArgs:
         interruption_queue_arn=QUEUE_ARN,
         cluster_resource=cluster,
         tags={"owner": "ml-platform"},
+        alerting_credentials=alerting_credentials_for(spec),
     )
     fields.update(overrides)
     return ClusterAddonsArgs(**fields)

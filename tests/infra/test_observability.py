@@ -16,6 +16,8 @@ from components.kubernetes.addons import (
     termination_handler_values,
 )
 from components.kubernetes.charts import chart
+from components.manifests.alerting import PAGERDUTY_ROUTING_KEY, SLACK_WEBHOOK_KEY
+from components.manifests.alerting import SECRET_NAME as ALERTING_SECRET
 from components.manifests.autoscaler import SYSTEM_NODE_SELECTOR
 from components.manifests.monitoring import (
     GRAFANA_DASHBOARD_LABEL,
@@ -28,6 +30,7 @@ from components.manifests.monitoring import (
 )
 from components.manifests.scheduling import GPU_LABEL, pool_taints
 from components.planner import plan_stack
+from components.spec.models import AlertingSpec
 from components.stack import load_stack
 from tests.infra.conftest import of_type, run_under_mocks
 from tests.infra.test_addons import CONFIG_GROUP, helm, one, prod_with_headroom, program, role_policy
@@ -223,3 +226,57 @@ def test_staging_has_the_metrics_stack_without_a_workspace():
 
 def helm_named(resources, env: str, chart_name: str):
     return [r for r in resources if r.type.startswith("kubernetes:helm.sh/") and r.name == f"{env}-addons-{chart_name}"]
+
+
+def test_grafana_gets_a_generated_admin_password_not_the_charts_default(stack_values):
+    """kube-prometheus-stack's default `adminPassword` is public; empty, the Grafana chart generates one."""
+    assert stack_values["grafana"]["adminPassword"] == ""
+
+
+def test_without_routes_alertmanager_keeps_the_charts_config_and_no_secret(prod_spec):
+    resources = run_under_mocks(program(_alerting(prod_spec)))
+    values = helm(resources, "kube-prometheus-stack").inputs["values"]
+    assert "config" not in values["alertmanager"]
+    assert "secrets" not in values["alertmanager"]["alertmanagerSpec"]
+    assert not [r for r in of_type(resources, CONFIG_GROUP) if r.name.endswith("-alerting-secret")]
+
+
+def _alerting(spec, **routes):
+    return with_observability(spec, alerting=AlertingSpec(**routes))
+
+
+def test_alert_routes_mount_their_credentials_secret_made_before_the_stack(prod_spec):
+    """The credentials Secret is a Pulumi secret as a whole (the recording masks it), applied before the
+    metrics stack, and the chart values name only the mounted files."""
+    spec = _alerting(prod_spec, slackChannel="#ml-alerts", pagerDuty=True)
+    credentials = {SLACK_WEBHOOK_KEY: "https://hooks.slack.com/services/T0/B0/x",
+                   PAGERDUTY_ROUTING_KEY: "0123456789abcdef0123456789abcdef"}
+    resources = run_under_mocks(program(spec, alerting_credentials=credentials))
+    secret = one(resources, CONFIG_GROUP, "prod-addons-alerting-secret")
+    assert secret.inputs["objs"] == "[secret]"  # the whole object list is a Pulumi secret
+    stack = helm(resources, "kube-prometheus-stack")
+    assert secret.urn in stack.options["dependsOn"]
+    values = stack.inputs["values"]["alertmanager"]
+    assert values["alertmanagerSpec"]["secrets"] == [ALERTING_SECRET]
+    assert [r["name"] for r in values["config"]["receivers"]] == ["null", "slack", "pagerduty"]
+    assert "hooks.slack.com" not in json.dumps(stack.inputs["values"])
+
+
+@pytest.mark.parametrize(("routes", "given"), [
+    ({"slackChannel": "#ml-alerts"}, {}),
+    ({}, {SLACK_WEBHOOK_KEY: "https://hooks.slack.com/services/T0/B0/x"}),
+    ({"pagerDuty": True}, {SLACK_WEBHOOK_KEY: "https://hooks.slack.com/services/T0/B0/x"}),
+])
+def test_credentials_must_match_the_routes(prod_spec, routes, given):
+    with pytest.raises(ValueError, match="ClusterAddonsArgs.alerting_credentials"):
+        run_under_mocks(program(_alerting(prod_spec, **routes), alerting_credentials=given))
+
+
+def test_a_route_without_its_secret_config_stops_the_program_naming_the_key(prod_spec):
+    import pulumi
+
+    from components.platform import alerting_credentials
+
+    pulumi.runtime.set_all_config({}, secret_keys=[])
+    with pytest.raises(pulumi.ConfigMissingError, match="alertSlackWebhookUrl"):
+        run_under_mocks(lambda: alerting_credentials(_alerting(prod_spec, slackChannel="#ml-alerts")))

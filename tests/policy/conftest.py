@@ -51,7 +51,9 @@ def dev() -> Stack:
 
 
 def objects(resource: RecordedResource) -> Iterator[dict[str, Any]]:
-    yield from resource.inputs.get("objs", [])
+    """The group's objects; none for a group that is a secret as a whole (recorded as the mask)."""
+    objs = resource.inputs.get("objs", [])
+    yield from (obj for obj in objs if isinstance(obj, dict)) if isinstance(objs, list) else ()
 
 
 def pod_specs(resources: list[RecordedResource]) -> Iterator[dict[str, Any]]:

@@ -8,6 +8,7 @@ import yaml
 
 from components.stack import load_stack
 from components.render import render
+from tests.policy.conftest import objects
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 EKS = "aws:eks/cluster:Cluster"
@@ -85,7 +86,7 @@ def test_tag_images_fire_in_prod_as_mandatory_and_digests_pass(prod, dev):
     assert {v.enforcement for v in dev.violations("images-pinned-by-digest")} == {"advisory"}
 
     def pin(resource):
-        for obj in resource.inputs.get("objs", []):
+        for obj in objects(resource):
             for container in _all_containers(obj):
                 container["image"] = container["image"].split("@")[0] + DIGEST
 
@@ -104,7 +105,7 @@ def test_container_security_context(prod):
     assert prod.violations("container-security-context")  # today's init containers and Ray head (advisory)
 
     def harden(resource):
-        for obj in resource.inputs.get("objs", []):
+        for obj in objects(resource):
             for container in _all_containers(obj):
                 container["securityContext"] = {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
                                                 "capabilities": {"drop": ["ALL"]}}
@@ -114,7 +115,7 @@ def test_container_security_context(prod):
 
     def privileged_gpu(resource):
         harden(resource)
-        for obj in resource.inputs.get("objs", []):
+        for obj in objects(resource):
             for container in _all_containers(obj):
                 container["securityContext"] = {"privileged": True}
 
@@ -123,7 +124,7 @@ def test_container_security_context(prod):
 
 def test_plain_token_env_fires(prod):
     def plain_token(resource):
-        for obj in resource.inputs.get("objs", []):
+        for obj in objects(resource):
             for container in _all_containers(obj):
                 container.setdefault("env", []).append({"name": "HF_TOKEN", "value": "hf_plain"})
 

@@ -1,4 +1,4 @@
-"""observability.managedPrometheus: off unless asked, camelCase, on in prod."""
+"""observability: managedPrometheus off unless asked, camelCase, on in prod; alerting routes and their channel names."""
 
 from __future__ import annotations
 
@@ -23,3 +23,19 @@ def test_only_prod_remote_writes_to_managed_prometheus():
     envs = ("dev", "staging", "prod")
     asked = {env: load_stack(f"stacks/{env}.yaml").spec.observability.managed_prometheus for env in envs}
     assert asked == {"dev": False, "staging": False, "prod": True}
+
+
+def test_alerting_routes_nowhere_by_default():
+    alerting = ObservabilitySpec.model_validate({}).alerting
+    assert (alerting.slack_channel, alerting.pager_duty, alerting.routes_anywhere) == (None, False, False)
+
+
+@pytest.mark.parametrize("channel", ["ml-alerts", "#ML Alerts", "#", "https://hooks.slack.com/services/T/B/x"])
+def test_a_slack_channel_is_a_channel_name_never_a_webhook(channel):
+    with pytest.raises(ValidationError, match="slackChannel"):
+        ObservabilitySpec.model_validate({"alerting": {"slackChannel": channel}})
+
+
+def test_prod_pages_through_pagerduty_and_tells_slack():
+    alerting = load_stack("stacks/prod.yaml").spec.observability.alerting
+    assert alerting.pager_duty and alerting.slack_channel == "#ml-prod-alerts"
