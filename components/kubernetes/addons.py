@@ -38,6 +38,7 @@ from components.manifests.autoscaler import (
 )
 from components.manifests.gateway import gateway_objects
 from components.manifests.headroom import headroom_objects
+from components.manifests.metric_names import dcgm_counters_csv
 from components.manifests.monitoring import (
     GRAFANA_DASHBOARD_LABEL,
     GRAFANA_DASHBOARD_LABEL_VALUE,
@@ -348,18 +349,31 @@ def prometheus_stack_values(spec: StackSpec, remote_write: RemoteWrite | None = 
 
 def dcgm_exporter_values(spec: StackSpec) -> dict[str, Any]:
     """NVIDIA's DCGM exporter on GPU nodes only, tolerating their taints, scraped through its chart's
-    ServiceMonitor (GPU utilisation, memory, power, temperature, XID errors per GPU and pod)."""
+    ServiceMonitor, collecting exactly metric_names.DCGM_FIELDS (GPU utilisation, memory, power,
+    temperature, XID errors per GPU and pod)."""
     return {
         "nodeSelector": {GPU_LABEL: "true"},
         "tolerations": device_plugin_tolerations(spec),
         "serviceMonitor": {"enabled": True, "interval": SCRAPE_INTERVAL},
+        "customMetrics": dcgm_counters_csv(),
     }
 
 
-def otel_collector_values() -> dict[str, Any]:
+TRACE_BACKEND_EXPORTER = "otlp/backend"
+"""The collector's exporter to observability.tracingEndpoint (OTLP over gRPC)."""
+
+
+def otel_collector_values(observability: ObservabilitySpec) -> dict[str, Any]:
     """One collector Deployment on the system pool receiving the engines' OTLP spans (gRPC for vLLM,
-    HTTP for Triton), batched under a memory limit. It exports to its log (`debug`) until a trace
-    backend is chosen: the engines' flags need not change when one is."""
+    HTTP for Triton), batched under a memory limit, and forwarded to `tracingEndpoint`; without one it
+    exports to its log (`debug`). Either way the engines' flags stay the same: they point at the collector."""
+    endpoint = observability.tracing_endpoint
+    exporters: dict[str, Any] = {}
+    if endpoint is not None:
+        exporters[TRACE_BACKEND_EXPORTER] = {
+            "endpoint": endpoint,
+            "tls": {"insecure": endpoint.startswith("http://")},
+        }
     return {
         "mode": "deployment",
         "fullnameOverride": OTEL_COLLECTOR_SERVICE,
@@ -376,12 +390,13 @@ def otel_collector_values() -> dict[str, Any]:
         # Helm merges this into the chart's default config; the traces pipeline's lists replace its own, so
         # only OTLP feeds it (the Jaeger and Zipkin ports are closed above).
         "config": {
+            **({"exporters": exporters} if exporters else {}),
             "service": {
                 "pipelines": {
                     "traces": {
                         "receivers": ["otlp"],
                         "processors": ["memory_limiter", "batch"],
-                        "exporters": ["debug"],
+                        "exporters": list(exporters) or ["debug"],
                     }
                 }
             },
@@ -603,7 +618,7 @@ class ClusterAddons(pulumi.ComponentResource):
             GATEWAY: {},
             PROMETHEUS_STACK: self._prometheus_stack_values(spec, args.region),
             DCGM_EXPORTER: dcgm_exporter_values(spec),
-            OTEL_COLLECTOR: otel_collector_values(),
+            OTEL_COLLECTOR: otel_collector_values(observability),
             LEADER_WORKER_SET: {},
         }
         self.storage_class = None

@@ -143,6 +143,9 @@ TRITON_VLLM_BACKEND = LlmMetrics(
 )
 
 # --- NVIDIA DCGM exporter (GPU nodes; labels `gpu`, `UUID`, `modelName`, `Hostname`) ------------------
+# Field names as in the exporter's etc/default-counters.csv at the chart's pinned commit (charts.yaml), where
+# each of these is enabled; the chart is given DCGM_FIELDS as its complete list (`customMetrics`), so the
+# series the dashboards and alerts read are collected whatever a later default list drops.
 DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
 """Percent of time the GPU was busy."""
 DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"
@@ -154,6 +157,23 @@ DCGM_GPU_TEMP = "DCGM_FI_DEV_GPU_TEMP"
 """Degrees Celsius."""
 DCGM_XID_ERRORS = "DCGM_FI_DEV_XID_ERRORS"
 """Gauge: the code of the last XID error the driver reported (0: none)."""
+DCGM_FIELDS = (
+    (DCGM_GPU_UTIL, "gauge", "GPU utilization (in %)."),
+    ("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %)."),
+    (DCGM_FB_USED, "gauge", "Framebuffer memory used (in MiB)."),
+    (DCGM_FB_FREE, "gauge", "Framebuffer memory free (in MiB)."),
+    (DCGM_POWER_USAGE, "gauge", "Power draw (in W)."),
+    (DCGM_GPU_TEMP, "gauge", "GPU temperature (in C)."),
+    ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz)."),
+    (DCGM_XID_ERRORS, "gauge", "Value of the last XID error encountered."),
+    ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "counter", "Number of remapped rows for uncorrectable errors."),
+    ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Whether remapping of rows has failed."),
+    ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", "Ratio of time the graphics engine is active."),
+    ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "gauge", "Ratio of cycles the tensor (HMMA) pipe is active."),
+    ("DCGM_FI_PROF_DRAM_ACTIVE", "gauge", "Ratio of cycles the device memory interface is active."),
+)
+"""(DCGM field, Prometheus type, help) the exporter collects: what the fleet's views and alerts read, plus
+the tensor-pipe and memory-bandwidth activity that tell a memory-bound decode from a compute-bound one."""
 DCGM_NODE_LABEL = "Hostname"
 """The exporter labels each GPU with the node it runs on (its pod's NODE_NAME)."""
 
@@ -165,6 +185,11 @@ KUBE_POD_PHASE = "kube_pod_status_phase"
 KUBE_POD_REQUESTS = "kube_pod_container_resource_requests"
 KUBE_GPU_RESOURCE = "nvidia_com_gpu"
 """`nvidia.com/gpu` as kube-state-metrics spells a resource in its `resource` label."""
+
+
+def dcgm_counters_csv() -> str:
+    """DCGM_FIELDS in the exporter's counters-file format (`field, type, help` per line)."""
+    return "".join(f"{name}, {kind}, {help_}\n" for name, kind, help_ in DCGM_FIELDS)
 
 
 def bucket(histogram: str) -> str:

@@ -182,6 +182,15 @@ class ObservabilitySpec(SpecModel):
     retention_days: int = Field(default=15, ge=1, description="Prometheus retention in days. Default 15.")
     storage_gib: int = Field(default=100, ge=10, alias="storageGiB", description="Prometheus volume GiB. Default 100.")
     tracing: bool = Field(default=False, description="Deploy an OpenTelemetry collector. Default false.")
+    tracing_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description=(
+            "OTLP/gRPC endpoint of the trace backend the collector forwards spans to (Tempo, Jaeger, an ADOT "
+            "collector), e.g. `http://tempo.tracing.svc:4317`; `http://` is plaintext, `https://` TLS. Only with "
+            "tracing. Default: spans go to the collector's log (its `debug` exporter)."
+        ),
+    )
 
     @property
     def collects_traces(self) -> bool:

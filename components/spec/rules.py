@@ -131,6 +131,12 @@ def availability_needs_replicas(spec: StackSpec) -> Iterator[Problem]:
             )
 
 
+def tracing_endpoint_needs_tracing(spec: StackSpec) -> Iterator[Problem]:
+    observability = spec.observability
+    if observability.tracing_endpoint is not None and not observability.tracing:
+        yield Problem(("observability", "tracingEndpoint"), "needs tracing: true (no collector runs to forward spans)")
+
+
 def tag_keys_valid(spec: StackSpec) -> Iterator[Problem]:
     """Tag keys that differ only in case collide in several AWS APIs (e.g. Auto Scaling tags)."""
     counts = Counter(key.lower() for key in spec.tags)
@@ -233,6 +239,7 @@ SPEC_RULES: tuple[Rule, ...] = (
     engine_args_consistent,
     engine_sections_match,
     revisions_differ,
+    tracing_endpoint_needs_tracing,
 )
 
 

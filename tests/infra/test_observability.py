@@ -6,6 +6,7 @@ brings the collector; the generated rules and dashboards are applied after the s
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -280,3 +281,34 @@ def test_a_route_without_its_secret_config_stops_the_program_naming_the_key(prod
     pulumi.runtime.set_all_config({}, secret_keys=[])
     with pytest.raises(pulumi.ConfigMissingError, match="alertSlackWebhookUrl"):
         run_under_mocks(lambda: alerting_credentials(_alerting(prod_spec, slackChannel="#ml-alerts")))
+
+
+def test_dcgm_exporter_collects_every_field_the_views_and_alerts_read(resources, prod_spec):
+    from components.catalog import load_catalog
+    from components.manifests import metric_names as m
+    from components.manifests.alerts import rule_expressions
+    from components.manifests.dashboards import dashboard_expressions
+
+    csv = helm(resources, "dcgm-exporter").inputs["values"]["customMetrics"]
+    collected = {line.split(",")[0] for line in csv.splitlines()}
+    catalog = load_catalog()
+    plan = plan_stack(prod_spec, catalog)
+    queries = " ".join(e for _, e in [*rule_expressions(prod_spec, plan, catalog), *dashboard_expressions(prod_spec, plan, catalog)])
+    read = {name for name in re.findall(r"DCGM_FI_[A-Z_]+", queries)}
+    assert read and read <= collected
+    assert all(kind in ("gauge", "counter") for _, kind, _ in m.DCGM_FIELDS)
+
+
+def test_spans_go_to_the_collectors_log_without_a_backend_and_to_the_backend_with_one(prod_spec):
+    from components.kubernetes.addons import TRACE_BACKEND_EXPORTER, otel_collector_values
+
+    logged = otel_collector_values(with_observability(prod_spec, tracing=True).observability)
+    assert logged["config"]["service"]["pipelines"]["traces"]["exporters"] == ["debug"]
+    assert "exporters" not in logged["config"]
+    tempo = with_observability(prod_spec, tracing=True, tracing_endpoint="http://tempo.tracing.svc:4317")
+    values = otel_collector_values(tempo.observability)
+    assert values["config"]["service"]["pipelines"]["traces"]["exporters"] == [TRACE_BACKEND_EXPORTER]
+    assert values["config"]["exporters"][TRACE_BACKEND_EXPORTER] == {
+        "endpoint": "http://tempo.tracing.svc:4317", "tls": {"insecure": True}}
+    tls = with_observability(prod_spec, tracing=True, tracing_endpoint="https://otlp.example.com:4317")
+    assert otel_collector_values(tls.observability)["config"]["exporters"][TRACE_BACKEND_EXPORTER]["tls"] == {"insecure": False}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from components.kubernetes.addons import OTEL_COLLECTOR, PROMETHEUS_STACK, otel_collector_values
+from components.spec.models import ObservabilitySpec
 from components.kubernetes.charts import chart
 from components.manifests import ray_serve
 from components.manifests.autoscaling import PROMETHEUS_URL
@@ -80,6 +81,6 @@ def test_the_metrics_stack_the_collector_and_their_clients_agree_on_names():
     assert chart(PROMETHEUS_STACK).namespace == MONITORING_NAMESPACE
     assert chart(OTEL_COLLECTOR).namespace == MONITORING_NAMESPACE
     assert f".{MONITORING_NAMESPACE}.svc" in PROMETHEUS_URL
-    assert otel_collector_values()["fullnameOverride"] == OTEL_COLLECTOR_SERVICE
+    assert otel_collector_values(ObservabilitySpec())["fullnameOverride"] == OTEL_COLLECTOR_SERVICE
     for endpoint in (OTLP_TRACES_GRPC_ENDPOINT, OTLP_TRACES_HTTP_ENDPOINT):
         assert endpoint.startswith(f"http://{OTEL_COLLECTOR_SERVICE}.{MONITORING_NAMESPACE}.svc:")

@@ -39,3 +39,9 @@ def test_a_slack_channel_is_a_channel_name_never_a_webhook(channel):
 def test_prod_pages_through_pagerduty_and_tells_slack():
     alerting = load_stack("stacks/prod.yaml").spec.observability.alerting
     assert alerting.pager_duty and alerting.slack_channel == "#ml-prod-alerts"
+
+
+@pytest.mark.parametrize("endpoint", ["tempo:4317", "grpc://tempo:4317", "http://tempo:4317/v1/traces"])
+def test_a_tracing_endpoint_is_an_http_or_https_host_and_port(endpoint):
+    with pytest.raises(ValidationError, match="tracingEndpoint"):
+        ObservabilitySpec.model_validate({"tracing": True, "tracingEndpoint": endpoint})

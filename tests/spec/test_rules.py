@@ -29,6 +29,7 @@ def test_every_rule_is_registered_and_covered_here():
         "engine_args_consistent",
         "engine_sections_match",
         "revisions_differ",
+        "tracing_endpoint_needs_tracing",
     ]
 
 
@@ -465,4 +466,19 @@ def test_hibernated_warm_pool_cannot_take_nodes_back(stack, spec_problems):
         )
     ]
     stack["gpuPools"][0]["warmPool"]["reuseOnScaleIn"] = False
+    assert spec_problems(stack) == []
+
+
+# tracing_endpoint_needs_tracing
+
+
+def test_tracing_endpoint_without_tracing_rejected(stack, spec_problems):
+    stack.setdefault("observability", {})["tracingEndpoint"] = "http://tempo.tracing.svc:4317"
+    assert spec_problems(stack) == [
+        ("observability.tracingEndpoint", "needs tracing: true (no collector runs to forward spans)")
+    ]
+
+
+def test_tracing_endpoint_with_tracing_accepted(stack, spec_problems):
+    stack.setdefault("observability", {}).update(tracing=True, tracingEndpoint="http://tempo.tracing.svc:4317")
     assert spec_problems(stack) == []
