@@ -34,8 +34,10 @@ from components.planner.plan import StackPlan
 from components.spec.models import ServiceSpec, StackSpec
 
 SCHEMA_VERSION = 41
-"""The classic dashboard model as Grafana 12 writes it; Grafana migrates older versions on load, never
-newer ones, so this must not exceed the Grafana the chart runs."""
+"""The classic dashboard model as Grafana 12 writes it. Grafana migrates older versions on load, never
+newer ones, so this must not exceed the Grafana the chart runs: Grafana's own migrations
+(apps/dashboard/pkg/migration/schemaversion/) run to v43 in its current source, and kube-prometheus-stack
+88.0.0 ships Grafana 13 (13.1.1 in a public lock of that chart's images; not confirmed from the chart itself)."""
 DATASOURCE_VARIABLE = "datasource"
 DATASOURCE = {"type": "prometheus", "uid": "${" + DATASOURCE_VARIABLE + "}"}
 RATE_WINDOW = "5m"
