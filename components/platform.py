@@ -10,6 +10,7 @@ provider, and the Kubernetes provider needs the cluster the platform creates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -43,12 +44,30 @@ from components.spec.models import ServiceSpec, StackSpec
 class PlatformArgs:
     spec: StackSpec
     catalog: Catalog
+    plan: StackPlan | None = None
+    """The stack's plan: its cost figures are recorded on the component (input `plan`), where the policy
+    pack's max-hourly-cost reads the worst case. Default none (nothing recorded)."""
 
     def __post_init__(self) -> None:
         for pool in self.spec.gpu_pools:
             for instance in pool.instance_types:
                 if instance not in self.catalog.instance_types:
                     raise ValueError(f"PlatformArgs.spec: gpuPools {pool.name}: {instance} is not in the catalog")
+
+
+PLAN_PROPERTY = "plan"
+
+
+def plan_record(plan: StackPlan | None) -> dict[str, Any] | None:
+    """The plan's $/h figures as the component's inputs, for policies that judge what the fleet may cost."""
+    if plan is None:
+        return None
+    cost = plan.cost
+    return {PLAN_PROPERTY: {
+        "hourlyUsdMax": round(cost.hourly_usd_max, 2),
+        "hourlyUsdAtMinReplicas": round(cost.hourly_usd_at_min_replicas, 2),
+        "hourlyUsdAtPeak": round(cost.hourly_usd_at_peak, 2),
+    }}
 
 
 class Platform(pulumi.ComponentResource):
@@ -62,7 +81,7 @@ class Platform(pulumi.ComponentResource):
     model_readers: dict[str, IrsaRole]
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("inferfleet:index:Platform", name, None, opts)
+        super().__init__("inferfleet:index:Platform", name, plan_record(args.plan), opts)
         spec, catalog = args.spec, args.catalog
         tags = stack_tags(spec)
         child = pulumi.ResourceOptions(parent=self)
@@ -177,7 +196,7 @@ def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
     env = spec.environment
     plan = plan_stack(spec, catalog)
     aws_provider = aws.Provider(f"{env}-aws", region=spec.aws.region, default_tags={"tags": stack_tags(spec)})
-    platform = Platform(env, PlatformArgs(spec, catalog), opts=pulumi.ResourceOptions(providers={"aws": aws_provider}))
+    platform = Platform(env, PlatformArgs(spec, catalog, plan), opts=pulumi.ResourceOptions(providers={"aws": aws_provider}))
     k8s_provider = kubernetes_provider(
         f"{env}-kubernetes",
         platform.cluster.kubeconfig,

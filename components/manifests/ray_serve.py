@@ -64,6 +64,15 @@ PIPELINE_BUILDER = "inferfleet_serve.pipeline:build_app"
 SERVE_PORT = s.API_PORT
 HEAD_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "serve": SERVE_PORT, "metrics": 8080}
 """Ray's default ports, named as KubeRay reads them: its serve Service takes the head port named `serve`."""
+RAY_USER = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 100}
+"""Ray's images run as the user `ray` (uid 1000, group `users` 100: ray-project/ray docker/base-deps
+Dockerfile, RAY_UID/RAY_GID); the head and the Serve containers keep that user, so neither runs as root."""
+
+
+def ray_security_context() -> dict[str, Any]:
+    return {**s.container_security_context(), **RAY_USER}
+
+
 HEAD_RESOURCES = {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
 """GCS, dashboard and Serve controller; fits a system node next to the add-ons."""
 UPGRADE_STRATEGY = "NewCluster"
@@ -255,7 +264,7 @@ def head_group(service: ServiceSpec, catalog: Catalog) -> dict[str, Any]:
                         "image": serving_image(service, catalog),
                         "ports": [{"name": name, "containerPort": port} for name, port in HEAD_PORTS.items()],
                         "resources": copy.deepcopy(HEAD_RESOURCES),
-                        "securityContext": s.container_security_context(),
+                        "securityContext": ray_security_context(),
                     }
                 ],
                 "affinity": {
@@ -311,6 +320,8 @@ def worker_group(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:
     pods_per_replica = replica_set.plan.nodes_per_replica
     volumes = [s.shm_volume(s.shm_gib(replica_set, catalog)), s.weight_cache_volume()]
     pod_spec = s.pod_spec(replica_set, _worker_container(replica_set, catalog), volumes)
+    for container in pod_spec["containers"]:
+        container["securityContext"] = ray_security_context()
     return {
         "groupName": replica_set.name,
         "replicas": replica_set.replicas_min * pods_per_replica,
@@ -332,7 +343,7 @@ def ray_service(name: str, service: ServiceSpec, sets: list[ReplicaSet], catalog
     return {
         "apiVersion": API_VERSION,
         "kind": "RayService",
-        "metadata": s.metadata(name, labels),
+        "metadata": s.workload_metadata(name, labels, service),
         "spec": {
             "serveConfigV2": serve_config_v2(service, sets, catalog),
             "serveService": {"metadata": {"name": name, "labels": labels}},

@@ -17,6 +17,9 @@ PART_OF = "inferfleet"
 SERVICE_LABEL = "inferfleet.io/service"
 REVISION_LABEL = "inferfleet.io/revision"
 REPLICA_SET_LABEL = "inferfleet.io/replica-set"
+AVAILABILITY_SLO_ANNOTATION = "inferfleet.io/availability-slo"
+"""On a service's workload objects (not their pod templates, so an SLO change does not roll the pods): the
+availability target, which the policy pack's reliability policies hold prod services to."""
 HF_TOKEN_SECRET = "huggingface-token"
 HF_TOKEN_KEY = "token"
 HF_TOKEN_DIR = "/var/run/secrets/huggingface"
@@ -76,6 +79,14 @@ def replica_set_labels(replica_set: ReplicaSet) -> dict[str, str]:
 
 def metadata(name: str, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": SERVING_NAMESPACE, "labels": dict(labels), **extra}
+
+
+def workload_metadata(name: str, labels: dict[str, str], service: ServiceSpec) -> dict[str, Any]:
+    """A serving workload's metadata: the service's availability SLO, when it has one, as an annotation."""
+    slo = service.slo
+    if slo is None or slo.availability is None:
+        return metadata(name, labels)
+    return metadata(name, labels, annotations={AVAILABILITY_SLO_ANNOTATION: f"{slo.availability:g}"})
 
 
 def namespace() -> dict[str, Any]:
@@ -248,7 +259,7 @@ def deployment(replica_set: ReplicaSet, spec: dict[str, Any], annotations: dict[
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(replica_set.name, labels),
+        "metadata": workload_metadata(replica_set.name, labels, replica_set.service),
         "spec": {
             "replicas": replica_set.replicas_min,
             "selector": {"matchLabels": {REPLICA_SET_LABEL: replica_set.name}},

@@ -149,7 +149,7 @@ def leader_worker_set(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, An
     return {
         "apiVersion": "leaderworkerset.x-k8s.io/v1",
         "kind": "LeaderWorkerSet",
-        "metadata": s.metadata(replica_set.name, labels),
+        "metadata": s.workload_metadata(replica_set.name, labels, replica_set.service),
         "spec": {
             "replicas": replica_set.replicas_min,
             "startupPolicy": "LeaderReady",

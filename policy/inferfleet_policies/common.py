@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -37,6 +37,8 @@ HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 POOL_LABEL = "inferfleet.io/pool"
 CAPACITY_TYPE_LABEL = "inferfleet.io/capacity-type"
 SERVICE_LABEL = "inferfleet.io/service"
+AVAILABILITY_SLO_ANNOTATION = "inferfleet.io/availability-slo"
+"""components/manifests/serving.py writes it on every serving workload of a service with an availability SLO."""
 REPLICA_SET_LABEL = "inferfleet.io/replica-set"
 ZONE_KEY = "topology.kubernetes.io/zone"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -117,6 +119,17 @@ class PodTemplate:
     spec: Mapping[str, Any]
     fixed_replicas: int | None
     """Replicas that never scale to zero (Deployment replicas, Ray group minReplicas); None when unknown."""
+    owner_annotations: Mapping[str, Any] = field(default_factory=dict)
+    """The workload object's own annotations (where the serving objects state their service's SLO)."""
+
+    @property
+    def availability_slo(self) -> float | None:
+        """The availability target the workload's service promises, when it states one."""
+        value = self.owner_annotations.get(AVAILABILITY_SLO_ANNOTATION)
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
 
 
 def _ray_cluster_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -124,25 +137,31 @@ def _ray_cluster_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return spec.get("rayClusterConfig") or spec if obj.get("kind") == "RayService" else spec
 
 
+def _template(owner: str, kind: str, template: Mapping[str, Any], replicas: Any,
+              annotations: Mapping[str, Any]) -> PodTemplate:
+    return PodTemplate(owner, kind, (template.get("metadata") or {}).get("labels") or {}, template.get("spec") or {},
+                       replicas, annotations)
+
+
 def pod_templates(obj: Mapping[str, Any]) -> Iterator[PodTemplate]:
     """Every pod template a workload object carries (none for other kinds)."""
-    kind = obj.get("kind")
+    kind = str(obj.get("kind"))
     name = object_id(obj)
     spec = obj.get("spec") or {}
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
     if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
-        template = spec.get("template") or {}
-        yield PodTemplate(name, kind, (template.get("metadata") or {}).get("labels") or {},
-                          template.get("spec") or {}, spec.get("replicas"))
+        yield _template(name, kind, spec.get("template") or {}, spec.get("replicas"), annotations)
+    elif kind == "LeaderWorkerSet":
+        group = spec.get("leaderWorkerTemplate") or {}
+        for role in ("leaderTemplate", "workerTemplate"):
+            if group.get(role):
+                yield _template(f"{name}/{role}", kind, group[role], spec.get("replicas"), annotations)
     elif kind in ("RayService", "RayCluster"):
         cluster = _ray_cluster_spec(obj)
-        head = (cluster.get("headGroupSpec") or {}).get("template") or {}
-        yield PodTemplate(f"{name}/head", kind, (head.get("metadata") or {}).get("labels") or {},
-                          head.get("spec") or {}, 1)
+        yield _template(f"{name}/head", kind, (cluster.get("headGroupSpec") or {}).get("template") or {}, 1, annotations)
         for group in cluster.get("workerGroupSpecs") or []:
-            template = group.get("template") or {}
-            yield PodTemplate(f"{name}/{group.get('groupName')}", kind,
-                              (template.get("metadata") or {}).get("labels") or {},
-                              template.get("spec") or {}, group.get("minReplicas"))
+            yield _template(f"{name}/{group.get('groupName')}", kind, group.get("template") or {},
+                            group.get("minReplicas"), annotations)
 
 
 def containers_of(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -22,8 +22,8 @@ GPU_BUDGET_PER_GROUP = {"dev": 8, "staging": 32, "prod": 48}
 """GPUs one Auto Scaling group may reach at its max size (p5.48xlarge has 8): a typo in maxSize
 must not be able to order a rack of H100s."""
 MAX_USD_PER_HOUR = {"dev": 50.0, "staging": 400.0, "prod": 2500.0}
-"""The fleet's worst-case $/h (every GPU group at max size, on-demand price for on-demand groups,
-spot price for spot groups) must stay under this ceiling."""
+"""The plan's worst-case $/h (every pool at max size: on-demand price for on-demand pools, spot price for
+spot pools, plus the system pool and fixed costs) must stay under this ceiling."""
 REQUIRED_COST_TAGS = ("owner", "costCenter")
 TAGGABLE_PREFIXES = ("aws:",)
 NOT_TAGGABLE = frozenset({
@@ -90,17 +90,39 @@ def gpu_budget(resources: list[Resource], config: Mapping[str, Any]) -> Iterator
             yield f"group {group.name} may reach {gpus} GPUs; the budget is {budget:g} per group", group.urn
 
 
-def max_hourly_cost(resources: list[Resource], config: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
-    """The fleet's worst case (every GPU group at max size on its dearest instance type) costs no more
-    per hour than the environment's ceiling (config maxUsdPerHour): autoscaling bounds are a spending
-    commitment."""
-    ceiling = _per_environment(config, USD_CEILING_KEY, MAX_USD_PER_HOUR)
+PLATFORM = "inferfleet:index:Platform"
+PLAN_MAX_KEY = "hourlyUsdMax"
+
+
+def _planned_max(resources: list[Resource]) -> float | None:
+    """The plan's worst-case $/h as the Platform component records it (components/platform.py)."""
+    for resource in resources:
+        if resource.type == PLATFORM:
+            value = (resource.props.get("plan") or {}).get(PLAN_MAX_KEY)
+            if isinstance(value, (int, float)):
+                return float(value)
+    return None
+
+
+def _groups_at_max(resources: list[Resource]) -> float:
     total = 0.0
     for group, rows, spot in _gpu_groups(resources):
         hourly = max(row.usd_per_hour(SPOT if spot else "on-demand") for row in rows)
         total += int(group.props.get("maxSize") or 0) * hourly
+    return total
+
+
+def max_hourly_cost(resources: list[Resource], config: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
+    """The plan's worst case (every pool at its maximum size, the system pool, the control plane and NAT)
+    costs no more per hour than the environment's ceiling (config maxUsdPerHour): autoscaling bounds are a
+    spending commitment. A program without the plan's record is judged by its GPU groups at max size on
+    their dearest instance types."""
+    ceiling = _per_environment(config, USD_CEILING_KEY, MAX_USD_PER_HOUR)
+    planned = _planned_max(resources)
+    total, what = (planned, "the plan's worst case") if planned is not None else (_groups_at_max(resources),
+                                                                                "GPU groups at max size")
     if total > ceiling:
-        yield f"GPU groups at max size cost ${total:,.0f}/h; the ceiling is ${ceiling:,.0f}/h", None
+        yield f"{what} costs ${total:,.0f}/h; the ceiling is ${ceiling:,.0f}/h", None
 
 
 def cost_tags(resource_type: str, props: Mapping[str, Any], _config: Any, _args: Any) -> Iterator[str]:

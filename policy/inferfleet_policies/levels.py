@@ -34,9 +34,7 @@ LEVELS: dict[str, Mapping[str, str]] = {
     "s3-versioned": PROD_ONLY,
     "s3-public-access-blocked": STRICT,
     "images-pinned-by-digest": PROD_ONLY,
-    # Advisory until the manifests set securityContext on the weight-fetch init containers and the
-    # Ray head (components/manifests): mandatory would block every prod render today.
-    "container-security-context": ADVICE,
+    "container-security-context": PROD_ONLY,
     "tokens-from-secrets": STRICT,
     # reliability (the checks themselves apply to prod only)
     "min-replicas": PROD_ONLY,

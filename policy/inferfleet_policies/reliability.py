@@ -1,6 +1,8 @@
-"""Reliability policies for prod services: enough replicas, disruption budgets, zone spread, startup
-probes, and a floor that does not stand on spot capacity. They read the serving objects of every
-ConfigGroup together (a RayService and its PodDisruptionBudgets are applied by different groups)."""
+"""Reliability policies for prod services that promise availability (an `slo.availability`, which the
+serving objects carry as an annotation): enough replicas, disruption budgets, zone spread, startup probes,
+and a floor that does not stand on spot capacity. A prod service without an availability SLO (a batch
+scorer, an experiment) is not held to them. They read the serving objects of every ConfigGroup together
+(a RayService and its PodDisruptionBudgets are applied by different groups)."""
 
 from __future__ import annotations
 
@@ -34,12 +36,14 @@ Violation = tuple[str, str | None]
 
 
 def serving_templates(resources: list[Resource]) -> list[PodTemplate]:
-    """Pod templates that serve a model: labelled with their service and holding a GPU container."""
+    """Pod templates that serve a model under an availability SLO: labelled with their service, holding a
+    GPU container, and owned by a workload that states the SLO."""
     return [
         template
         for obj in all_objects(resources)
         for template in pod_templates(obj)
         if SERVICE_LABEL in template.labels
+        and template.availability_slo is not None
         and any(requests_gpu(c) for c in template.spec.get("containers") or [])
     ]
 
@@ -49,8 +53,8 @@ def _stable(template: PodTemplate) -> bool:
 
 
 def min_replicas(resources: list[Resource], config: Mapping[str, Any]) -> Iterator[Violation]:
-    """A prod service keeps at least 2 replicas that never scale away (its floor), so one node drain,
-    spot interruption or rollout does not take it down."""
+    """A prod service with an availability SLO keeps at least 2 replicas that never scale away (its floor),
+    so one node drain, spot interruption or rollout does not take it down."""
     if not is_prod(config):
         return
     floors: dict[str, int] = defaultdict(int)
@@ -67,8 +71,8 @@ def _selected_by(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool
 
 
 def pdb_present(resources: list[Resource], config: Mapping[str, Any]) -> Iterator[Violation]:
-    """Every prod serving replica set has a PodDisruptionBudget: without one a node upgrade may evict
-    every replica at once."""
+    """Every replica set of a prod service with an availability SLO has a PodDisruptionBudget: without one
+    a node upgrade may evict every replica at once."""
     if not is_prod(config):
         return
     selectors = [(obj.get("spec") or {}).get("selector") or {}
@@ -79,8 +83,8 @@ def pdb_present(resources: list[Resource], config: Mapping[str, Any]) -> Iterato
 
 
 def zone_spread(resources: list[Resource], config: Mapping[str, Any]) -> Iterator[Violation]:
-    """Prod serving pods spread over zones (a topology spread constraint on topology.kubernetes.io/zone),
-    so one AZ outage leaves replicas serving."""
+    """The pods of a prod service with an availability SLO spread over zones (a topology spread
+    constraint on topology.kubernetes.io/zone), so one AZ outage leaves replicas serving."""
     if not is_prod(config):
         return
     for template in serving_templates(resources):
@@ -90,9 +94,9 @@ def zone_spread(resources: list[Resource], config: Mapping[str, Any]) -> Iterato
 
 
 def startup_probes(resources: list[Resource], config: Mapping[str, Any]) -> Iterator[Violation]:
-    """Prod serving containers have a startup probe sized to model load: without one the liveness probe
-    kills an engine that is still loading weights, forever. Ray workers are exempt: Ray Serve's
-    controller health-checks its replicas and gates traffic itself."""
+    """The serving containers of a prod service with an availability SLO have a startup probe sized to
+    model load: without one the liveness probe kills an engine that is still loading weights, forever. Ray
+    workers are exempt: Ray Serve's controller health-checks its replicas and gates traffic itself."""
     if not is_prod(config):
         return
     for template in serving_templates(resources):
@@ -104,7 +108,8 @@ def startup_probes(resources: list[Resource], config: Mapping[str, Any]) -> Iter
 
 
 def on_demand_floor(resources: list[Resource], config: Mapping[str, Any]) -> Iterator[Violation]:
-    """A prod service's minimum replicas run on on-demand pools; spot is for burst only, because spot
+    """A prod service with an availability SLO runs its minimum replicas on on-demand pools; spot is for
+    burst only, because spot
     can be reclaimed all at once and the floor is what the availability SLO rests on. Canary and shadow
     replicas are extra capacity, not the floor, and may run on spot."""
     if not is_prod(config):

@@ -50,6 +50,13 @@ GPU_CONTAINER_EXCEPTIONS = {
     "capabilities.drop": "the NVIDIA container runtime and NCCL need the default capability set on GPU nodes",
 }
 """Checks GPU serving containers are exempt from, each with its reason (the issue asks for the list)."""
+ROOT_ALLOWED_CONTAINERS = {
+    "fetch-weights": "the weight-cache init container writes the node's cache directory, a hostPath the kubelet "
+                     "creates owned by root (components/manifests/serving.py); it still drops every capability "
+                     "and cannot escalate, so root there owns only that directory",
+}
+"""Non-GPU containers allowed to run as root (only that: they must still drop ALL and not escalate), by
+container name, each with its reason."""
 
 
 # --- EKS -------------------------------------------------------------------------------------------
@@ -199,7 +206,7 @@ def _security_context_problems(container: Mapping[str, Any], pod_spec: Mapping[s
     if context.get("allowPrivilegeEscalation") is not False and not gpu:
         problems.append("allows privilege escalation")
     run_as_non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
-    if run_as_non_root is not True and not gpu:
+    if run_as_non_root is not True and not gpu and container.get("name") not in ROOT_ALLOWED_CONTAINERS:
         problems.append("may run as root")
     dropped = {str(c).upper() for c in as_list((context.get("capabilities") or {}).get("drop"))}
     if ALL_CAPABILITIES not in dropped and not gpu:
@@ -210,7 +217,8 @@ def _security_context_problems(container: Mapping[str, Any], pod_spec: Mapping[s
 def container_security_context(_type: str, props: Mapping[str, Any], _config: Any, _args: Any) -> Iterator[str]:
     """Containers run as non-root, without privilege escalation, dropping all capabilities, and never
     privileged: a compromised process stays inside its container. GPU serving containers are exempt
-    from the first three (see GPU_CONTAINER_EXCEPTIONS for why), never from `privileged`."""
+    from the first three (see GPU_CONTAINER_EXCEPTIONS for why), the weight-cache init container from the
+    first (ROOT_ALLOWED_CONTAINERS), none from `privileged`."""
     for where, container, pod_spec in _containers(props):
         for problem in _security_context_problems(container, pod_spec):
             yield f"{where} {problem}"

@@ -74,3 +74,37 @@ def test_floor_on_spot_fires(prod):
 
     (violation,) = prod.violations("on-demand-floor", _change_chat_floor(prod, to_spot))
     assert "spot pools h100-spot" in violation.message
+
+
+def _without_slo(deployment):
+    deployment["metadata"].pop("annotations")
+
+
+def test_the_rendered_workloads_state_their_availability_slo(prod):
+    annotations = [o["metadata"].get("annotations", {}) for r in filter(_chat, prod.resources) for o in objects(r)
+                   if o["kind"] == "Deployment"]
+    assert annotations and all(a == {"inferfleet.io/availability-slo": "0.999"} for a in annotations)
+
+
+def test_a_service_without_an_availability_slo_is_not_held_to_them(prod):
+    """The same single-replica floor on spot with no zone spread, PDB or startup probe: silent once the
+    workload no longer states an availability SLO."""
+    def strip(deployment):
+        _without_slo(deployment)
+        deployment["spec"]["replicas"] = 1
+        pod = deployment["spec"]["template"]["spec"]
+        pod.pop("topologySpreadConstraints")
+        for container in pod["containers"]:
+            container.pop("startupProbe", None)
+
+    resources = _change_chat_floor(prod, strip)
+    for resource in filter(_chat, resources):
+        resource.inputs["objs"] = [o for o in resource.inputs["objs"] if o["metadata"]["name"] != "chat-floor"
+                                   or o["kind"] != "PodDisruptionBudget"]
+        for obj in objects(resource):
+            if obj["kind"] == "Deployment":
+                obj["metadata"].pop("annotations", None)
+    for policy in POLICIES:
+        assert prod.violations(policy, resources) == [], policy
+    with_slo = _change_chat_floor(prod, lambda d: d["spec"].update(replicas=1))
+    assert prod.violations("min-replicas", with_slo)

@@ -102,7 +102,27 @@ def _all_containers(obj):
 
 
 def test_container_security_context(prod):
-    assert prod.violations("container-security-context")  # today's init containers and Ray head (advisory)
+    """Silent as rendered (the weight fetch is root by its listed exception, Ray runs as its own user);
+    fires, mandatory in prod, when the Ray head may run as root or the weight fetch keeps a capability."""
+    assert prod.violations("container-security-context") == []
+
+    def ray_head_as_root(resource):
+        for obj in objects(resource):
+            if obj["kind"] == "RayService":
+                head = obj["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+                head["securityContext"].pop("runAsNonRoot")
+
+    (violation,) = prod.violations("container-security-context", prod.changed(CG, ray_head_as_root, only_first=False))
+    assert "head/ray-head may run as root" in violation.message and violation.enforcement == "mandatory"
+
+    def fetch_keeps_capabilities(resource):
+        for obj in objects(resource):
+            for container in _all_containers(obj):
+                if container["name"] == "fetch-weights":
+                    container["securityContext"].pop("capabilities")
+
+    found = prod.violations("container-security-context", prod.changed(CG, fetch_keeps_capabilities, only_first=False))
+    assert found and all("fetch-weights does not drop ALL capabilities" in v.message for v in found)
 
     def harden(resource):
         for obj in objects(resource):
