@@ -122,7 +122,7 @@ def _encoder_tensors(config: mc.ModelConfig) -> None:
 def model_config_message(service: ServiceSpec, plan_entry: ServicePoolPlan, catalog: Catalog) -> mc.ModelConfig:
     """The service's Triton model configuration for one replica shape (its GPUs)."""
     backend = backend_of(service, catalog)
-    config = mc.ModelConfig(name=service.name, backend=backend)
+    config = mc.ModelConfig(name=model_name(service), backend=backend)
     if backend == "vllm":
         _vllm_model(config)
     else:
@@ -156,13 +156,26 @@ def vllm_engine_args(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any
     return args
 
 
-def _config_files(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, str]:
-    """File name -> content of the replica set's model configuration."""
+def config_files(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, str]:
+    """File name -> content of the replica set's model configuration: what the ConfigMap holds and
+    what `python -m components.manifests.triton_repository` writes into a model repository."""
     service = replica_set.service
     files = {CONFIG_FILE: model_config(service, replica_set.plan, catalog)}
     if backend_of(service, catalog) == "vllm":
         files[VLLM_ENGINE_FILE] = json.dumps(vllm_engine_args(replica_set, catalog), indent=2, sort_keys=True) + "\n"
     return files
+
+
+def model_name(service: ServiceSpec) -> str:
+    """The Triton model, and its directory in the repository: the service's name (a Hugging Face id has
+    a slash, which a directory name cannot)."""
+    return service.name
+
+
+def repository_path(file_name: str) -> str:
+    """Where a configuration file goes in the model's directory: config.pbtxt at its top, the vLLM
+    backend's model.json in the version directory, where the backend reads it."""
+    return f"{MODEL_VERSION}/{file_name}" if file_name == VLLM_ENGINE_FILE else file_name
 
 
 def _config_map_name(replica_set: ReplicaSet) -> str:
@@ -180,11 +193,12 @@ def config_map(replica_set: ReplicaSet, files: dict[str, str]) -> dict[str, Any]
 
 def _repository_commands(replica_set: ReplicaSet, backend: str) -> list[str]:
     """Shell lines that lay the model repository out in the emptyDir (see the module docstring)."""
-    model_dir = f"{MODEL_REPOSITORY}/{replica_set.service.name}"
+    model_dir = f"{MODEL_REPOSITORY}/{model_name(replica_set.service)}"
     version_dir = f"{model_dir}/{MODEL_VERSION}"
-    lines = [f"mkdir -p {model_dir}", f"cp {CONFIG_MOUNT}/{CONFIG_FILE} {model_dir}/{CONFIG_FILE}"]
+    lines = [f"mkdir -p {model_dir}", f"cp {CONFIG_MOUNT}/{CONFIG_FILE} {model_dir}/{repository_path(CONFIG_FILE)}"]
     if backend == "vllm":
-        return lines + [f"mkdir -p {version_dir}", f"cp {CONFIG_MOUNT}/{VLLM_ENGINE_FILE} {version_dir}/{VLLM_ENGINE_FILE}"]
+        engine_file = f"{model_dir}/{repository_path(VLLM_ENGINE_FILE)}"
+        return lines + [f"mkdir -p {version_dir}", f"cp {CONFIG_MOUNT}/{VLLM_ENGINE_FILE} {engine_file}"]
     if s.s3_location(replica_set.service) is None:
         raise ValueError(f"service {replica_set.service.name}: Triton backend {backend} needs s3:// model files")
     cache = s.model_cache_dir(replica_set.service, replica_set.model_revision)
@@ -281,7 +295,7 @@ def triton_objects(service: ServiceSpec, spec: StackSpec, plan: StackPlan, catal
     objects: list[dict[str, Any]] = []
     revisions: list[str] = []
     for replica_set in replica_sets(service, spec, plan):
-        files = _config_files(replica_set, catalog)
+        files = config_files(replica_set, catalog)
         objects += [
             config_map(replica_set, files),
             deployment(replica_set, catalog, files),

@@ -218,5 +218,5 @@ def test_triton_traces_to_the_collector_when_tracing_is_on(catalog):
     plan = plan_stack(spec, catalog)
     service = next(s for s in spec.services if s.engine == "triton")
     replica_set = replica_sets(service, spec, plan)[0]
-    script = triton.deployment(replica_set, catalog, triton._config_files(replica_set, catalog))["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    script = triton.deployment(replica_set, catalog, triton.config_files(replica_set, catalog))["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     assert f"--trace-config=opentelemetry,url={OTLP_TRACES_HTTP_ENDPOINT}" in script
