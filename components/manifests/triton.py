@@ -69,8 +69,9 @@ CONFIG_HASH_ANNOTATION = "inferfleet.io/model-config-sha256"
 """A changed model configuration changes the pod template, so the Deployment rolls its pods."""
 
 VLLM_PARAMETERS = {"REPORT_CUSTOM_METRICS": "true", "ENABLE_VLLM_HEALTH_CHECK": "true"}
-"""vLLM's queue and KV-cache gauges (vllm:num_requests_waiting...) on Triton's metrics port; a failed
-engine unloads the model, so /v2/health/ready fails and the pod leaves the Service."""
+"""The vLLM backend's latency histograms and token counters on Triton's metrics port
+(metric_names.TRITON_VLLM_BACKEND); a failed engine unloads the model, so /v2/health/ready fails and the
+pod leaves the Service."""
 
 _STRING, _BOOL = mc.DataType.TYPE_STRING, mc.DataType.TYPE_BOOL
 VLLM_INPUTS = (("text_input", _STRING, False), ("stream", _BOOL, True), ("sampling_parameters", _STRING, True))
