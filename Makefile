@@ -46,6 +46,8 @@ e2e: venv
 	bash scripts/ray_venv.sh
 	bash scripts/install_prometheus.sh
 	bash scripts/checkov_venv.sh
+	bash scripts/hadolint.sh --install
+	bash serving_images/vllm/test_venv.sh
 	$(BIN)/python -m pytest -q -m e2e
 
 # Regenerate the catalog's copy of the pinned vLLM's options (an e2e test checks it is current).
@@ -61,4 +63,4 @@ bench: venv
 	$(BIN)/python -m benchmarks.bench_render
 
 clean:
-	rm -rf $(VENV) .venv-vllm .venv-ray .venv-checkov .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-vllm .venv-ray .venv-checkov .venv-hadolint .venv-weights .pytest_cache .hypothesis

@@ -25,3 +25,6 @@ pulumi.export("poolGroupNames", {name: pool.asg_name for name, pool in platform.
 pulumi.export("gpuAmiIds", {name: pool.ami_id for name, pool in platform.pools.items()})
 pulumi.export("modelBuckets", platform.storage.bucket_names)
 pulumi.export("plan", deployment.plan.to_json())
+if platform.images is not None:
+    pulumi.export("servingImages", platform.images.refs)
+    pulumi.export("imageBaseDigests", platform.images.base_digests)

@@ -145,6 +145,12 @@ class CloudMocks(pulumi.runtime.Mocks):
             outputs.setdefault("arn", self.arn("eks", f"nodegroup/{name}/{suffix}"))
         elif kind == "Gateway" and token.startswith("kubernetes:"):
             outputs["status"] = {"addresses": [{"type": "Hostname", "value": f"a{suffix}.elb.{self.region}.amazonaws.com"}]}
+        elif token == "docker-build:index:Image":
+            # What a push reports: a digest of what was built (here, of the build's inputs) and the pushed ref.
+            digest = "sha256:" + hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+            tags = inputs.get("tags") or []
+            outputs.update(digest=digest, ref=f"{tags[0]}@{digest}" if tags else digest, contextHash=suffix)
+            return resource_id, outputs
         if token.startswith("kubernetes:"):
             return resource_id, outputs
         outputs.setdefault("arn", self.arn(token.split(":")[1].split("/")[0], f"{kind.lower()}/{resource_id}"))
@@ -165,6 +171,12 @@ class CloudMocks(pulumi.runtime.Mocks):
             return {"json": json.dumps(args.args, sort_keys=True)}
         if token == "aws:eks/getAddonVersion:getAddonVersion":
             return {"version": "v0.0.0-mock"}
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {"userName": "AWS", "password": "mock-ecr-token", "registryId": args.args.get("registryId", ACCOUNT),
+                    "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"}
+        if token == "docker:index/getRegistryImage:getRegistryImage":
+            name = str(args.args.get("name"))
+            return {"name": name, "sha256Digest": "sha256:" + hashlib.sha256(name.encode()).hexdigest()}
         return {}
 
 

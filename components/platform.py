@@ -20,6 +20,7 @@ from components.aws.gpu_pool import GpuPool, GpuPoolArgs
 from components.aws.iam import IrsaRole, IrsaRoleArgs, PolicyStatement
 from components.aws.interruption import SpotInterruptionQueue, SpotInterruptionQueueArgs
 from components.aws.network import Network, NetworkArgs
+from components.aws.serving_images import ServingImages, ServingImagesArgs
 from components.aws.storage import ModelStorage, ModelStorageArgs
 from components.aws.tags import stack_tags
 from components.catalog import Catalog
@@ -32,6 +33,7 @@ from components.kubernetes.addons import (
 )
 from components.kubernetes.serving import HF_TOKEN_CONFIG, ServingWorkloads, ServingWorkloadsArgs
 from components.manifests.alerting import secret_config_keys
+from components.manifests.image_builds import built_services, image_builds
 from components.manifests.images import images_by_pool
 from components.manifests.serving import SERVING_NAMESPACE, s3_location, service_account_name
 from components.planner import plan_stack
@@ -80,6 +82,10 @@ class Platform(pulumi.ComponentResource):
     interruption: SpotInterruptionQueue
     model_readers: dict[str, IrsaRole]
 
+    images: ServingImages | None
+    service_images: dict[str, pulumi.Output[str]]
+    """Service name -> the built image it runs (only with images.build)."""
+
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("inferfleet:index:Platform", name, plan_record(args.plan), opts)
         spec, catalog = args.spec, args.catalog
@@ -99,8 +105,12 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         self.storage = ModelStorage(f"{name}-storage", ModelStorageArgs.from_spec(spec, tags), opts=child)
+        self.images = self._serving_images(name, spec, catalog, tags)
+        self.service_images = {
+            service: self.images.refs[key] for service, key in built_services(spec, catalog).items()
+        } if self.images else {}
         self.pools = {}
-        images = images_by_pool(spec, catalog)
+        images = images_by_pool(spec, catalog, self.service_images)
         for pool in spec.gpu_pools:
             instance = catalog.instance_types[pool.instance_types[0]]
             self.pools[pool.name] = GpuPool(
@@ -142,6 +152,19 @@ class Platform(pulumi.ComponentResource):
                 "clusterName": self.cluster.name,
                 "poolGroupNames": {name: pool.asg_name for name, pool in self.pools.items()},
             }
+        )
+
+    def _serving_images(self, name: str, spec: StackSpec, catalog: Catalog, tags: dict[str, str]) -> ServingImages | None:
+        """The project's images for the engines in use, into this stack's ECR repositories (images.build)."""
+        builds = image_builds(spec, catalog)
+        if not builds:
+            return None
+        urls = {repository.rsplit("/", 1)[-1]: url for repository, url in self.storage.repository_urls.items()}
+        registry = next(iter(self.storage.repositories.values())).registry_id
+        return ServingImages(
+            f"{name}-images",
+            ServingImagesArgs(spec.environment, builds, urls, registry, spec.images.platform, tags),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _model_reader(self, name: str, service: ServiceSpec, tags: dict[str, str]) -> IrsaRole:
@@ -234,6 +257,7 @@ def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
             cluster_resource=platform.cluster.eks_cluster,
             gpu_ready=[addons.releases[DEVICE_PLUGIN]],
             huggingface_token=pulumi.Config().get_secret(HF_TOKEN_CONFIG),
+            service_images=platform.service_images,
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}),
     )

@@ -1,6 +1,9 @@
 """`inferfleet render`: all-or-nothing output, secrets masked, the same errors as `validate`."""
 
 import json
+from pathlib import Path
+
+import yaml
 
 from components.cli import main
 
@@ -46,10 +49,27 @@ def test_render_replaces_a_previous_output_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-def test_render_writes_policy_json_and_fails_on_a_mandatory_violation(tmp_path, capsys):
-    """Prod's example images are tags, and prod requires digests: exit 1, with the output written."""
+def _prod_on_upstream_tags(tmp_path):
+    """prod without its own image builds: the upstream releases, by tag."""
+    raw = yaml.safe_load(Path("stacks/prod.yaml").read_text())
+    raw["images"]["build"] = False
+    stack = tmp_path / "stacks" / "prod.yaml"
+    stack.parent.mkdir()
+    stack.write_text(yaml.safe_dump(raw))
+    return stack
+
+
+def test_prod_as_checked_in_has_no_mandatory_violation(tmp_path):
     out = tmp_path / "out"
-    assert main(["render", "stacks/prod.yaml", "--out", str(out)]) == 1
+    assert main(["render", "stacks/prod.yaml", "--out", str(out)]) == 0
+    violations = json.loads((out / "policy.json").read_text())
+    assert not [v for v in violations if v["enforcement"] == "mandatory"]
+
+
+def test_render_writes_policy_json_and_fails_on_a_mandatory_violation(tmp_path, capsys):
+    """Upstream images by tag in prod, which requires digests: exit 1, with the output written."""
+    out = tmp_path / "out"
+    assert main(["render", str(_prod_on_upstream_tags(tmp_path)), "--out", str(out)]) == 1
     violations = json.loads((out / "policy.json").read_text())
     assert violations and set(violations[0]) == {"policy", "enforcement", "type", "name", "message"}
     assert {v["policy"] for v in violations if v["enforcement"] == "mandatory"} == {"images-pinned-by-digest"}
@@ -60,7 +80,7 @@ def test_policy_config_overrides_levels(tmp_path):
     config = tmp_path / "policy.yaml"
     config.write_text("images-pinned-by-digest: advisory\n")
     out = tmp_path / "out"
-    assert main(["render", "stacks/prod.yaml", "--out", str(out), "--policy-config", str(config)]) == 0
+    assert main(["render", str(_prod_on_upstream_tags(tmp_path)), "--out", str(out), "--policy-config", str(config)]) == 0
     violations = json.loads((out / "policy.json").read_text())
     assert violations and all(v["enforcement"] == "advisory" for v in violations)
 

@@ -162,7 +162,7 @@ class GpuPoolArgs:
     ami_id: str | None = None
     """Pinned AMI; None resolves the recommended one once and keeps it (see GpuPool)."""
     cluster_service_cidr: str = SERVICE_IPV4_CIDR
-    prepull_images: list[str] = field(default_factory=list)
+    prepull_images: list[pulumi.Input[str]] = field(default_factory=list)
     """Serving images that warm instances pull before they are needed."""
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -247,7 +247,7 @@ class GpuPool(pulumi.ComponentResource):
             image_id = args.ami_id
             template_opts = pulumi.ResourceOptions(parent=self)
 
-        user_data = pulumi.Output.all(args.cluster_endpoint, args.cluster_ca_data).apply(
+        user_data = pulumi.Output.all(args.cluster_endpoint, args.cluster_ca_data, *args.prepull_images).apply(
             lambda values: base64.b64encode(
                 node_user_data(
                     cluster_name=args.cluster_name,
@@ -257,7 +257,7 @@ class GpuPool(pulumi.ComponentResource):
                     labels=labels,
                     taints=taints,
                     ami_family=args.ami_family,
-                    prepull_images=args.prepull_images,
+                    prepull_images=list(values[2:]),
                     warm_pool=warm is not None,
                     launch_hook=launch_hook,
                 ).encode()

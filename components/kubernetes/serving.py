@@ -40,12 +40,16 @@ class ServingWorkloadsArgs:
     gpu_ready: list[pulumi.Resource] = field(default_factory=list)
     """What GPU pods need first (the device plugin)."""
     huggingface_token: pulumi.Input[str] | None = None
+    service_images: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Service name -> the image the stack built for it (images.build), replacing the spec's. Default none."""
 
     def __post_init__(self) -> None:
         names = {service.name for service in self.spec.services}
-        unknown = set(self.model_reader_role_arns) - names
-        if unknown:
-            raise ValueError(f"ServingWorkloadsArgs.model_reader_role_arns: no such services {sorted(unknown)}")
+        for label, given in (("model_reader_role_arns", self.model_reader_role_arns),
+                             ("service_images", self.service_images)):
+            unknown = set(given) - names
+            if unknown:
+                raise ValueError(f"ServingWorkloadsArgs.{label}: no such services {sorted(unknown)}")
 
 
 class ServingWorkloads(pulumi.ComponentResource):
@@ -76,8 +80,17 @@ class ServingWorkloads(pulumi.ComponentResource):
             accounts = pulumi.Output.from_input(role_arn).apply(lambda arn, service=service: [s.service_account(service, arn)])
             account = self._group(f"{name}-{service.name}-identity", accounts, [shared])
             objects = per_service[service.name]
-            core = self._group(f"{name}-{service.name}", objects.core, [*identity, account, *args.gpu_ready])
-            for kind, custom in objects.custom.items():
+            core_objects: pulumi.Input[list[dict[str, Any]]] = objects.core
+            custom_objects: dict[str, pulumi.Input[list[dict[str, Any]]]] = dict(objects.custom)
+            if service.name in args.service_images:
+                built = pulumi.Output.from_input(args.service_images[service.name]).apply(
+                    lambda image, service=service: service_objects(
+                        service.model_copy(update={"image": image}), spec, args.plan, args.catalog)
+                )
+                core_objects = built.apply(lambda o: o.core)
+                custom_objects = {kind: built.apply(lambda o, kind=kind: o.custom[kind]) for kind in objects.custom}
+            core = self._group(f"{name}-{service.name}", core_objects, [*identity, account, *args.gpu_ready])
+            for kind, custom in custom_objects.items():
                 operator = args.operators[OPERATOR_OF_KIND[kind]]
                 self._group(f"{name}-{service.name}-{kind.lower()}", custom, [core, operator])
         self.register_outputs({"groups": list(self.groups)})

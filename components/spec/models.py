@@ -395,6 +395,24 @@ class ServiceSpec(SpecModel):
         return None
 
 
+class ImagesSpec(SpecModel):
+    """The project's own serving images (serving_images/): built where `pulumi up` runs, pushed to the
+    environment's ECR repositories, served by digest."""
+
+    build: bool = Field(
+        default=False,
+        description=(
+            "Build the serving image of every engine a service uses (unless the service names its own `image`), "
+            "push it to the stack's ECR repository under a content-hash tag and run it by digest. Each base image's "
+            "digest is resolved from its registry at the first deploy and kept (an SSM parameter per base release). "
+            "Needs Docker with Buildx where `pulumi up` runs. Default false: the upstream releases, by tag."
+        ),
+    )
+    platform: Literal["linux/amd64", "linux/arm64"] = Field(
+        default="linux/amd64", description="CPU architecture of the GPU nodes the images run on. Default linux/amd64."
+    )
+
+
 class StackSpec(SpecModel):
     """One environment: its AWS network and cluster, GPU pools and the models served on them."""
 
@@ -408,3 +426,4 @@ class StackSpec(SpecModel):
         default_factory=ObservabilitySpec, description="Metrics, dashboards, alerts. Defaults: see below."
     )
     services: list[ServiceSpec] = Field(default_factory=list, description="Models served. Default [].")
+    images: ImagesSpec = Field(default_factory=ImagesSpec, description="The project's serving images. Default: not built.")

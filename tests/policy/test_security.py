@@ -81,9 +81,18 @@ def test_bucket_settings_fire_when_missing(prod):
 
 
 def test_tag_images_fire_in_prod_as_mandatory_and_digests_pass(prod, dev):
-    found = prod.violations("images-pinned-by-digest")
-    assert found and {v.enforcement for v in found} == {"mandatory"}
+    """prod runs its built images by digest (silent); the same objects with tags fire, mandatory; dev's
+    upstream tags are advice."""
+    assert prod.violations("images-pinned-by-digest") == []
     assert {v.enforcement for v in dev.violations("images-pinned-by-digest")} == {"advisory"}
+
+    def unpin(resource):
+        for obj in objects(resource):
+            for container in _all_containers(obj):
+                container["image"] = container["image"].split("@")[0]
+
+    found = prod.violations("images-pinned-by-digest", prod.changed(CG, unpin, only_first=False))
+    assert found and {v.enforcement for v in found} == {"mandatory"}
 
     def pin(resource):
         for obj in objects(resource):
