@@ -61,6 +61,7 @@ vllm-options: venv
 bench: venv
 	$(BIN)/python -m benchmarks.bench_validate_plan
 	$(BIN)/python -m benchmarks.bench_render
+	$(BIN)/python -m benchmarks.bench_client_overhead
 
 clean:
 	rm -rf $(VENV) .venv-vllm .venv-ray .venv-checkov .venv-hadolint .venv-weights .pytest_cache .hypothesis

@@ -1,7 +1,8 @@
-"""`inferfleet`: validate, plan and describe stack specs offline, with no cloud account.
+"""`inferfleet`: validate, plan and describe stack specs offline, and smoke-test and load-test what they deploy.
 
-Exit codes: 0 success (an infeasible plan included), 1 an invalid stack, 2 a usage or internal
-error. A user never sees a traceback: every failure is one line per problem.
+Exit codes: 0 success (an infeasible plan included), 1 an invalid stack (or, for `smoke` and
+`bench`, a failed check or an SLO breach), 2 a usage or internal error. A user never sees a
+traceback: every failure is one line per problem.
 """
 
 from __future__ import annotations
@@ -72,6 +73,85 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _smoke(args: argparse.Namespace) -> int:
+    from components.loadtest.commands import smoke_command  # aiohttp and tritonclient load only here
+
+    return smoke_command(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from components.loadtest.commands import bench_command
+
+    return bench_command(args)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _concurrency(text: str) -> list[int]:
+    from components.loadtest.commands import parse_concurrency
+
+    return parse_concurrency(text)
+
+
+def _add_smoke(commands: argparse._SubParsersAction) -> None:
+    smoke = commands.add_parser(
+        "smoke", help="check a deployed model server: ready, models listed, one streamed answer (Triton: one inference)"
+    )
+    smoke.add_argument("url", metavar="URL", help="base URL (http://host:port) or, for triton, host:port of its gRPC port")
+    smoke.add_argument("--engine", required=True, choices=["vllm", "ray-serve", "triton"])
+    smoke.add_argument("--model", help="model to use (default: the first listed; triton: the only ready one)")
+    smoke.add_argument("--timeout", type=_positive_float, default=60.0, metavar="S", help="per step, seconds (default 60)")
+    smoke.add_argument("--max-tokens", type=_positive_int, default=16, metavar="N", help="tokens to generate (default 16)")
+    smoke.add_argument("--json", action="store_true", help="print the checks as JSON")
+    smoke.set_defaults(run=_smoke)
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser(
+        "bench", help="streaming load test of an OpenAI-compatible endpoint: TTFT, ITL, latency, tokens/s, SLO check"
+    )
+    bench.add_argument("url", metavar="URL", help="base URL, e.g. http://host:8000")
+    bench.add_argument("--model", help="model name (default: the first /v1/models lists)")
+    bench.add_argument("--api", choices=["chat", "completions"], default="chat",
+                       help="/v1/chat/completions (default) or /v1/completions")
+    load = bench.add_argument_group("load (closed: --concurrency levels; open: --request-rate)")
+    load.add_argument("--concurrency", type=_concurrency, metavar="N[,N...]",
+                      help="requests in flight, one run per level (default 1); with --request-rate, a cap")
+    load.add_argument("--request-rate", type=_positive_float, metavar="R", help="Poisson arrivals, requests/s")
+    load.add_argument("--num-prompts", type=_positive_int, default=100, metavar="N", help="requests per level (default 100)")
+    prompts = bench.add_argument_group("prompts (default lengths: the --service's workload)")
+    prompts.add_argument("--prompts", metavar="FILE.jsonl", help='one {"prompt": ..., "output_tokens": N} per line')
+    prompts.add_argument("--input-tokens", type=_positive_int, metavar="N", help="synthetic prompt length in tokens")
+    prompts.add_argument("--output-tokens", type=_positive_int, metavar="N",
+                         help="max tokens per answer (default: the workload's, else 128)")
+    prompts.add_argument("--ignore-eos", action="store_true", help="generate exactly the output length (vLLM extension)")
+    slo = bench.add_argument_group("SLO (exit 1 on a breach)")
+    slo.add_argument("--stack", metavar="STACK.yaml", help="stack file holding the service")
+    slo.add_argument("--service", metavar="NAME", help="service whose workload and slo to use")
+    bench.add_argument("--timeout", type=_positive_float, default=600.0, metavar="S", help="per request, seconds (default 600)")
+    bench.add_argument("--seed", type=int, default=0, help="seed of synthetic prompts and arrivals (default 0)")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON (no progress bar)")
+    bench.set_defaults(run=_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inferfleet", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(run=_render)
     schema = commands.add_parser("schema", help="print the stack spec's JSON Schema")
     schema.set_defaults(run=_schema)
+    _add_smoke(commands)
+    _add_bench(commands)
     return parser
 
 
