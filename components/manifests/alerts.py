@@ -16,6 +16,7 @@ Fleet alerts read the DCGM exporter, kube-state-metrics and aws-node-termination
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -276,32 +277,37 @@ def _burn_alerts(sli: Sli, service: ServiceSpec) -> list[dict[str, Any]]:
 # --- saturation -------------------------------------------------------------------------------------
 
 
-def _queue_backlog(service: ServiceSpec, spec: StackSpec, plan: StackPlan, waiting: str) -> str:
+def _queue_backlog(service: ServiceSpec, spec: StackSpec, plan: StackPlan, queue: Callable[[str], str]) -> str:
     """A replica's queue above what its replica set was planned to carry; Ray's pods carry no replica-set
     label, so theirs are held to the largest planned concurrency of the service's sets."""
-    per_pod = f"{SERVICE_METRIC_LABEL}, {REPLICA_SET_METRIC_LABEL}, pod"
+    per_pod = _per_replica(service)
     sets = replica_sets(service, spec, plan)
     if service.engine == "ray-serve":
         limit = max(max(1, rs.plan.planned_concurrency) for rs in sets)
-        return f"max by ({per_pod}) ({waiting}{_serving_selector(service)}) > {limit}"
+        return f"max by ({per_pod}) ({queue(_serving_selector(service))}) > {limit}"
     return "\nor\n".join(
-        f"(max by ({per_pod}) ({waiting}"
-        f"{_serving_selector(service, _matchers(**{REPLICA_SET_METRIC_LABEL: rs.name}))}) "
-        f"> {max(1, rs.plan.planned_concurrency)})"
+        f"(max by ({per_pod}) ({queue(_serving_selector(service, _matchers(**{REPLICA_SET_METRIC_LABEL: rs.name})))})"
+        f" > {max(1, rs.plan.planned_concurrency)})"
         for rs in sets
     )
+
+
+def _per_replica(service: ServiceSpec) -> str:
+    """What one replica's series are grouped by: its pod, and on Ray its Serve replica (several may share a pod)."""
+    labels = [SERVICE_METRIC_LABEL, REPLICA_SET_METRIC_LABEL, "pod"]
+    return ", ".join([*labels, m.RAY_REPLICA_LABEL] if service.engine == "ray-serve" else labels)
 
 
 def _saturation_alerts(service: ServiceSpec, spec: StackSpec, plan: StackPlan, catalog: Catalog) -> list[dict[str, Any]]:
     """Engine pressure that precedes an SLO burn: a full KV cache, preemptions, a standing queue, each where
     the engine reports it (Triton's vLLM backend reports no KV cache; Triton's pending count is its queue)."""
     metrics = llm_metrics(service, catalog)
-    per_pod = f"{SERVICE_METRIC_LABEL}, {REPLICA_SET_METRIC_LABEL}, pod"
+    per_pod = _per_replica(service)
     alerts = []
     if metrics is not None and metrics.kv_cache_usage is not None:
         alerts.append(_alert(
             "InferfleetKvCacheSaturated",
-            f"max by ({per_pod}) ({metrics.kv_cache_usage}{_serving_selector(service)}) > {KV_CACHE_USAGE_MAX}",
+            f"max by ({per_pod}) ({metrics.gauge(metrics.kv_cache_usage, _serving_selector(service))}) > {KV_CACHE_USAGE_MAX}",
             TICKET, f"{service.name}: a replica's KV cache is above {KV_CACHE_USAGE_MAX:.0%}",
             f"vLLM KV-cache usage above {KV_CACHE_USAGE_MAX:.0%} for {KV_CACHE_FOR}: new sequences wait or "
             "running ones are preempted.", KV_CACHE_FOR, service))
@@ -315,8 +321,11 @@ def _saturation_alerts(service: ServiceSpec, spec: StackSpec, plan: StackPlan, c
     waiting = metrics.waiting if metrics is not None and metrics.waiting else (
         m.TRITON_PENDING_REQUESTS if service.engine == "triton" else None)
     if waiting is not None:
+        def queue(selector: str) -> str:
+            return metrics.gauge(waiting, selector) if metrics is not None and metrics.waiting else f"{waiting}{selector}"
+
         alerts.append(_alert(
-            "InferfleetQueueBacklog", _queue_backlog(service, spec, plan, waiting),
+            "InferfleetQueueBacklog", _queue_backlog(service, spec, plan, queue),
             TICKET, f"{service.name}: requests queue on a replica beyond its planned concurrency",
             f"{waiting} above the plan's per-replica concurrency for {QUEUE_FOR}: "
             "the service gets more load than its replicas were sized for and the autoscaler is not absorbing it.",

@@ -228,8 +228,8 @@ def _llm_service_panels(service: ServiceSpec, metrics: m.LlmMetrics) -> list[Pan
         panels.append(Panel(
             "Waiting and running requests",
             (
-                Target(f"sum by ({by}) ({metrics.waiting}{selector(labels)})", f"waiting {revision}"),
-                Target(f"sum by ({by}) ({metrics.running}{selector(labels)})", f"running {revision}"),
+                Target(f"sum by ({by}) ({metrics.gauge(metrics.waiting, selector(labels))})", f"waiting {revision}"),
+                Target(f"sum by ({by}) ({metrics.gauge(metrics.running, selector(labels))})", f"running {revision}"),
             ),
         ))
     else:
@@ -239,7 +239,7 @@ def _llm_service_panels(service: ServiceSpec, metrics: m.LlmMetrics) -> list[Pan
     if metrics.kv_cache_usage:
         panels.append(Panel(
             "KV-cache usage",
-            (Target(f"max by ({REPLICA_SET_METRIC_LABEL}) ({metrics.kv_cache_usage}{selector(labels)})",
+            (Target(f"max by ({REPLICA_SET_METRIC_LABEL}) ({metrics.gauge(metrics.kv_cache_usage, selector(labels))})",
                     f"{{{{{REPLICA_SET_METRIC_LABEL}}}}}"),),
             "percentunit",
             description="The fullest replica of each replica set; near 100% vLLM preempts sequences.",
@@ -339,16 +339,16 @@ def ray_serve_dashboard(spec: StackSpec) -> Dashboard:
     legend = "{{application}} / {{deployment}}"
 
     def per_deployment(metric: str) -> Target:
-        return Target(f"sum by ({grouping}) ({metric}{selector(SERVING_SELECTOR)})", legend)
+        return Target(f"sum by ({grouping}) ({m.ray_gauge(metric + selector(SERVING_SELECTOR))})", legend)
 
     app_legend = f"{{{{{m.RAY_APPLICATION_LABEL}}}}}"
     panels = [
         Panel(
             "Replicas",
             (
-                Target(f"sum by ({grouping}) ({m.RAY_SERVE_REPLICA_HEALTHY}{selector(SERVING_SELECTOR)})",
+                Target(f"sum by ({grouping}) ({m.ray_gauge(m.RAY_SERVE_REPLICA_HEALTHY + selector(SERVING_SELECTOR))})",
                        f"healthy {legend}"),
-                Target(f"sum by ({grouping}) ({m.RAY_SERVE_TARGET_REPLICAS}{selector(SERVING_SELECTOR)})",
+                Target(f"sum by ({grouping}) ({m.ray_gauge(m.RAY_SERVE_TARGET_REPLICAS + selector(SERVING_SELECTOR))})",
                        f"target {legend}"),
             ),
             description="Healthy replicas per Serve deployment and the count Serve autoscaling is heading for.",

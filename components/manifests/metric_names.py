@@ -57,6 +57,8 @@ RAY_SERVE_HTTP_REQUESTS = "ray_serve_num_http_requests_total"
 RAY_SERVE_HTTP_ERRORS = "ray_serve_num_http_error_requests_total"
 RAY_SERVE_HTTP_LATENCY_MS = "ray_serve_http_request_latency_ms"
 RAY_APPLICATION_LABEL = "application"
+RAY_REPLICA_LABEL = "ReplicaId"
+"""The Serve replica on ray_vllm_* series (the same id as `replica` on ray_serve_* ones)."""
 RAY_DEPLOYMENT_LABEL = "deployment"
 
 
@@ -90,6 +92,13 @@ class LlmMetrics:
     prefix_cache_queries: str | None
     prefix_cache_hits: str | None
     preemptions: str | None
+    gauge_window: str | None = None
+    """Read gauges as their maximum over this window (Ray's exporter shows a gauge only in some scrapes)."""
+
+    def gauge(self, name: str, selector: str) -> str:
+        """A gauge series as rules and panels should read it."""
+        series = f"{name}{selector}"
+        return f"max_over_time({series}[{self.gauge_window}])" if self.gauge_window else series
 
 
 VLLM_SERVER = LlmMetrics(
@@ -108,11 +117,24 @@ def ray_vllm(name: str) -> str:
     return "ray_" + name.replace(":", "_")
 
 
-RAY_SERVE_LLM = replace(VLLM_SERVER, **{
+RAY_GAUGE_WINDOW = "1m"
+"""Ray 2.54 exports through OpenTelemetry and clears a gauge once read (open_telemetry_metric_recorder.py):
+a worker pushes every ~10 s, so a gauge is in the first scrape after each push and absent from the next
+(seen on a real scrape: 2 scrapes in 20 at one a second). Rules and panels read Ray gauges as their
+maximum over this window, four of the PodMonitor's scrapes; counters and histograms are continuous."""
+
+
+def ray_gauge(series: str) -> str:
+    return f"max_over_time({series}[{RAY_GAUGE_WINDOW}])"
+
+
+RAY_SERVE_LLM = replace(VLLM_SERVER, gauge_window=RAY_GAUGE_WINDOW, **{
     f.name: ray_vllm(getattr(VLLM_SERVER, f.name))
-    for f in fields(LlmMetrics) if isinstance(getattr(VLLM_SERVER, f.name), str)
+    for f in fields(LlmMetrics) if f.name != "gauge_window" and isinstance(getattr(VLLM_SERVER, f.name), str)
 })
-"""vLLM's series as Ray Serve LLM's replicas export them, with vLLM's bucket bounds."""
+"""vLLM's series as Ray Serve LLM's replicas export them (checked on a real scrape of Ray 2.54 serving a
+real vLLM engine with vLLM's Ray stat logger: names, `_total` on counters, vLLM's bucket bounds; plus a
+`ReplicaId` label), gauges read over RAY_GAUGE_WINDOW."""
 
 # --- NVIDIA Triton (server metrics, per model, labels `model` and `version`) -------------------------
 # Triton's metrics documentation (docs/user_guide/metrics.md) and the names the autoscaling queries use;
