@@ -33,7 +33,7 @@ from components.kubernetes.addons import (
 )
 from components.kubernetes.serving import HF_TOKEN_CONFIG, ServingWorkloads, ServingWorkloadsArgs
 from components.manifests.alerting import secret_config_keys
-from components.manifests.image_builds import built_services, image_builds
+from components.manifests.image_builds import GATE_KEY, built_services, image_builds
 from components.manifests.images import images_by_pool
 from components.manifests.serving import SERVING_NAMESPACE, s3_location, service_account_name
 from components.planner import plan_stack
@@ -258,6 +258,8 @@ def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
             gpu_ready=[addons.releases[DEVICE_PLUGIN]],
             huggingface_token=pulumi.Config().get_secret(HF_TOKEN_CONFIG),
             service_images=platform.service_images,
+            gate_image=platform.images.refs.get(GATE_KEY) if platform.images else None,
+            stack_document=source.document.data if spec.deploy_gate.enabled else None,
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}),
     )

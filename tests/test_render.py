@@ -53,6 +53,7 @@ def _prod_on_upstream_tags(tmp_path):
     """prod without its own image builds: the upstream releases, by tag."""
     raw = yaml.safe_load(Path("stacks/prod.yaml").read_text())
     raw["images"]["build"] = False
+    raw["deployGate"]["enabled"] = False  # the gate runs a built image
     stack = tmp_path / "stacks" / "prod.yaml"
     stack.parent.mkdir()
     stack.write_text(yaml.safe_dump(raw))

@@ -82,6 +82,7 @@ class ServingImages(pulumi.ComponentResource):
             image = docker_build.Image(
                 f"{name}-{build.key}",
                 context=docker_build.BuildContextArgs(location=str(build.context)),
+                dockerfile=docker_build.DockerfileArgs(location=str(build.dockerfile)) if build.dockerfile else None,
                 build_args=base_digest.apply(build.build_args),
                 platforms=[docker_build.Platform(args.platform)],
                 push=True,

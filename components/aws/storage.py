@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.manifests.image_builds import GATE_KEY
 from components.manifests.serving import s3_location
 from components.spec.models import StackSpec
 
@@ -46,13 +47,11 @@ def model_buckets(spec: StackSpec) -> list[str]:
 
 
 def image_repositories(spec: StackSpec) -> list[str]:
-    """One ECR repository per serving engine in use, in spec order."""
-    repositories: list[str] = []
-    for service in spec.services:
-        repository = f"inferfleet/{spec.environment}/{service.engine}"
-        if repository not in repositories:
-            repositories.append(repository)
-    return repositories
+    """One ECR repository per serving engine in use, in spec order, and the deploy gate's when it runs."""
+    engines = [service.engine for service in spec.services]
+    if spec.images.build and spec.deploy_gate.enabled:
+        engines.append(GATE_KEY)
+    return [f"inferfleet/{spec.environment}/{engine}" for engine in dict.fromkeys(engines)]
 
 
 def bucket_name_problem(name: str) -> str | None:

@@ -11,7 +11,8 @@ import pulumi_kubernetes as k8s
 
 from components.catalog import Catalog
 from components.manifests import serving as s
-from components.manifests.stack import service_objects, shared_objects
+from components.manifests.gate import gate_job, stack_config_map
+from components.manifests.stack import ServiceObjects, service_objects, shared_objects
 from components.planner.plan import StackPlan
 from components.spec.models import StackSpec
 
@@ -42,8 +43,16 @@ class ServingWorkloadsArgs:
     huggingface_token: pulumi.Input[str] | None = None
     service_images: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Service name -> the image the stack built for it (images.build), replacing the spec's. Default none."""
+    gate_image: pulumi.Input[str] | None = None
+    """The deploy gate's image (images.build with deployGate.enabled); required exactly then."""
+    stack_document: Any = None
+    """The stack as parsed (SpecSource.document.data): the gate's ConfigMap. Required with the gate."""
 
     def __post_init__(self) -> None:
+        gated = self.spec.deploy_gate.enabled
+        if gated != (self.gate_image is not None) or (gated and self.stack_document is None):
+            raise ValueError("ServingWorkloadsArgs.gate_image: with deployGate.enabled, pass the gate's image and "
+                             "stack_document; without it, neither")
         names = {service.name for service in self.spec.services}
         for label, given in (("model_reader_role_arns", self.model_reader_role_arns),
                              ("service_images", self.service_images)):
@@ -72,6 +81,9 @@ class ServingWorkloads(pulumi.ComponentResource):
         for obj in monitors:
             self._group(f"{name}-{obj['metadata']['name']}", [obj], [shared, args.operators[OPERATOR_OF_KIND[obj["kind"]]]])
         identity: list[pulumi.Resource] = [shared]
+        gate_stack = None
+        if args.gate_image is not None:
+            gate_stack = self._group(f"{name}-gate-stack", [stack_config_map(spec, args.stack_document)], [shared])
         if args.huggingface_token is not None:
             secret = pulumi.Output.secret(args.huggingface_token).apply(lambda token: [s.huggingface_token_secret(token)])
             identity.append(self._group(f"{name}-huggingface-token", secret, [shared]))
@@ -80,19 +92,24 @@ class ServingWorkloads(pulumi.ComponentResource):
             accounts = pulumi.Output.from_input(role_arn).apply(lambda arn, service=service: [s.service_account(service, arn)])
             account = self._group(f"{name}-{service.name}-identity", accounts, [shared])
             objects = per_service[service.name]
-            core_objects: pulumi.Input[list[dict[str, Any]]] = objects.core
-            custom_objects: dict[str, pulumi.Input[list[dict[str, Any]]]] = dict(objects.custom)
+            resolved: pulumi.Output[ServiceObjects] = pulumi.Output.from_input(objects)
             if service.name in args.service_images:
-                built = pulumi.Output.from_input(args.service_images[service.name]).apply(
+                resolved = pulumi.Output.from_input(args.service_images[service.name]).apply(
                     lambda image, service=service: service_objects(
                         service.model_copy(update={"image": image}), spec, args.plan, args.catalog)
                 )
-                core_objects = built.apply(lambda o: o.core)
-                custom_objects = {kind: built.apply(lambda o, kind=kind: o.custom[kind]) for kind in objects.custom}
-            core = self._group(f"{name}-{service.name}", core_objects, [*identity, account, *args.gpu_ready])
-            for kind, custom in custom_objects.items():
+            core = self._group(f"{name}-{service.name}", resolved.apply(lambda o: o.core),
+                               [*identity, account, *args.gpu_ready])
+            rollout = [core]
+            for kind in objects.custom:
                 operator = args.operators[OPERATOR_OF_KIND[kind]]
-                self._group(f"{name}-{service.name}-{kind.lower()}", custom, [core, operator])
+                rollout.append(self._group(f"{name}-{service.name}-{kind.lower()}",
+                                           resolved.apply(lambda o, kind=kind: o.custom[kind]), [core, operator]))
+            if gate_stack is not None and args.gate_image is not None:
+                job = pulumi.Output.all(resolved, args.gate_image).apply(
+                    lambda values, service=service: [gate_job(service, spec, values[1], values[0].all())]
+                )
+                self._group(f"{name}-{service.name}-gate", job, [*rollout, gate_stack])
         self.register_outputs({"groups": list(self.groups)})
 
     def _group(

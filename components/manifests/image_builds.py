@@ -17,7 +17,9 @@ from components.catalog import Catalog
 from components.manifests import versions as v
 from components.spec.models import ServiceSpec, StackSpec
 
-SERVING_IMAGES_DIR = Path(__file__).resolve().parents[2] / "serving_images"
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+SERVING_IMAGES_DIR = REPOSITORY_ROOT / "serving_images"
+GATE_KEY = "gate"
 TAG_HASH_LENGTH = 16
 IGNORED_IN_CONTEXT = ("__pycache__", ".pytest_cache")
 """Build-context entries that do not reach the image's content (bytecode caches from local test runs)."""
@@ -35,6 +37,11 @@ class ImageBuild:
     version_args: tuple[tuple[str, str], ...]
     digest_arg: str
     """The Dockerfile's ARG that takes the base's digest (the build stops without it)."""
+    dockerfile: Path | None = None
+    """Default: `Dockerfile` in the context."""
+    sources: tuple[Path, ...] = ()
+    """What the image is built from, when the context holds more (the gate's context is the repository,
+    of which its .dockerignore keeps only these). Default: the whole context."""
 
     def build_args(self, base_digest: str) -> dict[str, str]:
         return {**dict(self.version_args), self.digest_arg: base_digest}
@@ -42,7 +49,9 @@ class ImageBuild:
     def tag(self, base_digest: str) -> str:
         """`<key>-<hash>`: the hash of every file of the build context (path and bytes) and the build arguments."""
         digest = hashlib.sha256()
-        for path in sorted(self.context.rglob("*")):
+        roots = self.sources or (self.context,)
+        files = sorted(path for root in roots for path in root.rglob("*"))
+        for path in files:
             if path.is_file() and not any(part in IGNORED_IN_CONTEXT for part in path.parts):
                 digest.update(path.relative_to(self.context).as_posix().encode() + b"\0")
                 digest.update(path.read_bytes() + b"\0")
@@ -61,6 +70,10 @@ BUILDS = {
                          (("TRITON_VERSION", v.TRITON_VERSION), ("TRITON_FLAVOUR", "py3")), "TRITON_DIGEST"),
     "ray-serve": ImageBuild("ray-serve", "ray-serve", SERVING_IMAGES_DIR / "ray-serve", v.RAY_LLM_IMAGE,
                             (("RAY_VERSION", v.RAY_VERSION),), "RAY_DIGEST"),
+    GATE_KEY: ImageBuild(GATE_KEY, GATE_KEY, REPOSITORY_ROOT, v.GATE_BASE_IMAGE,
+                         (("PYTHON_VERSION", v.GATE_PYTHON_VERSION),), "PYTHON_DIGEST",
+                         dockerfile=SERVING_IMAGES_DIR / "gate" / "Dockerfile",
+                         sources=(REPOSITORY_ROOT / "components", SERVING_IMAGES_DIR / "gate")),
 }
 
 
@@ -82,6 +95,8 @@ def built_services(spec: StackSpec, catalog: Catalog) -> dict[str, str]:
 
 
 def image_builds(spec: StackSpec, catalog: Catalog) -> list[ImageBuild]:
-    """The builds the stack needs, once each, in service order."""
-    keys = dict.fromkeys(built_services(spec, catalog).values())
+    """The builds the stack needs, once each, in service order; then the deploy gate's when it is on."""
+    keys = list(dict.fromkeys(built_services(spec, catalog).values()))
+    if spec.images.build and spec.deploy_gate.enabled:
+        keys.append(GATE_KEY)
     return [BUILDS[key] for key in keys]

@@ -337,13 +337,28 @@ def _cluster_deletion_delay_seconds() -> int:
     return int(REQUEST_TIMEOUT.removesuffix("s"))
 
 
+AWAIT_CONDITION = "condition=Ready"
+"""KubeRay sets the RayService's `Ready` condition once Serve runs every application on a cluster; Pulumi
+waits for it (pulumi-kubernetes' `pulumi.com/waitFor`), as it waits for a Deployment's rollout, so what
+runs after a rollout (the deploy gate) finds the service serving."""
+AWAIT_MARGIN_SECONDS = 600
+"""Beyond the slowest replica set's model load: the Ray cluster's own start and Serve's deployment."""
+
+
+def _awaited(metadata: dict[str, Any], sets: list[ReplicaSet]) -> dict[str, Any]:
+    slowest = max(load_seconds(rs.plan) for rs in sets)
+    annotations = {**metadata.get("annotations", {}), "pulumi.com/waitFor": AWAIT_CONDITION,
+                   "pulumi.com/timeoutSeconds": str(slowest + AWAIT_MARGIN_SECONDS)}
+    return {**metadata, "annotations": annotations}
+
+
 def ray_service(name: str, service: ServiceSpec, sets: list[ReplicaSet], catalog: Catalog) -> dict[str, Any]:
     """One RayService over these replica sets (the stable ones, or one revision's)."""
     labels = {**_base_labels(service), s.REVISION_LABEL: sets[0].revision}
     return {
         "apiVersion": API_VERSION,
         "kind": "RayService",
-        "metadata": s.workload_metadata(name, labels, service),
+        "metadata": _awaited(s.workload_metadata(name, labels, service), sets),
         "spec": {
             "serveConfigV2": serve_config_v2(service, sets, catalog),
             "serveService": {"metadata": {"name": name, "labels": labels}},

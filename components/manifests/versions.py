@@ -41,3 +41,9 @@ published digest was found offline; production stacks pin theirs with `services[
 
 TRITON_IMAGE: Final[str] = f"nvcr.io/nvidia/tritonserver:{TRITON_VERSION}-py3"
 """Triton with the ONNX Runtime, TensorRT and Python backends, for every backend but vLLM. By tag, as above."""
+
+GATE_PYTHON_VERSION: Final[str] = "3.11"
+"""The Python of the deploy gate's image (serving_images/gate), the project's own minimum."""
+
+GATE_BASE_IMAGE: Final[str] = f"docker.io/library/python:{GATE_PYTHON_VERSION}-slim"
+"""The gate image's base by tag; `images.build` resolves and pins its digest per stack."""

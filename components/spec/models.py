@@ -413,6 +413,24 @@ class ImagesSpec(SpecModel):
     )
 
 
+class DeployGateSpec(SpecModel):
+    """A check after every serving rollout, run in the cluster by a Job that `pulumi up` waits for."""
+
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "After each service's objects are applied, a Job runs `inferfleet smoke` and, for OpenAI-compatible "
+            "engines, a short `inferfleet bench` against the service, held to its `slo`; a failure fails "
+            "`pulumi up`. Runs the project's gate image, so needs `images.build`. Default false."
+        ),
+    )
+    num_prompts: int = Field(default=32, ge=1, le=10_000, description="Requests the bench sends. Default 32.")
+    concurrency: int = Field(default=4, ge=1, le=1024, description="Requests the bench keeps in flight. Default 4.")
+    timeout_seconds: int = Field(
+        default=900, ge=60, le=7200, description="The Job's deadline (activeDeadlineSeconds). Default 900."
+    )
+
+
 class StackSpec(SpecModel):
     """One environment: its AWS network and cluster, GPU pools and the models served on them."""
 
@@ -427,3 +445,6 @@ class StackSpec(SpecModel):
     )
     services: list[ServiceSpec] = Field(default_factory=list, description="Models served. Default [].")
     images: ImagesSpec = Field(default_factory=ImagesSpec, description="The project's serving images. Default: not built.")
+    deploy_gate: DeployGateSpec = Field(
+        default_factory=DeployGateSpec, description="Smoke and bench after each rollout. Default: off."
+    )

@@ -137,6 +137,11 @@ def tracing_endpoint_needs_tracing(spec: StackSpec) -> Iterator[Problem]:
         yield Problem(("observability", "tracingEndpoint"), "needs tracing: true (no collector runs to forward spans)")
 
 
+def deploy_gate_needs_built_images(spec: StackSpec) -> Iterator[Problem]:
+    if spec.deploy_gate.enabled and not spec.images.build:
+        yield Problem(("deployGate", "enabled"), "needs images.build: true (the gate runs the project's gate image)")
+
+
 def tag_keys_valid(spec: StackSpec) -> Iterator[Problem]:
     """Tag keys that differ only in case collide in several AWS APIs (e.g. Auto Scaling tags)."""
     counts = Counter(key.lower() for key in spec.tags)
@@ -240,6 +245,7 @@ SPEC_RULES: tuple[Rule, ...] = (
     engine_sections_match,
     revisions_differ,
     tracing_endpoint_needs_tracing,
+    deploy_gate_needs_built_images,
 )
 
 

@@ -32,11 +32,11 @@ def _of(resources, token):
 
 def test_one_image_per_flavour_pushed_to_its_engines_repository_and_not_built_on_preview(resources):
     images = {r.name.removeprefix("prod-images-"): r.inputs for r in _of(resources, IMAGE)}
-    assert set(images) == {"vllm", "ray-serve", "triton"}
+    assert set(images) == {"vllm", "ray-serve", "triton", "gate"}
     for key, inputs in images.items():
         assert inputs["push"] is True and inputs["buildOnPreview"] is False
         assert inputs["platforms"] == ["linux/amd64"]
-        assert inputs["context"]["location"].endswith(f"serving_images/{BUILDS[key].context.name}")
+        assert inputs["context"]["location"] == str(BUILDS[key].context)
         (tag,) = inputs["tags"]
         assert tag.startswith(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/inferfleet/prod/{BUILDS[key].engine}:{key}-")
         (registry,) = inputs["registries"]
@@ -46,7 +46,7 @@ def test_one_image_per_flavour_pushed_to_its_engines_repository_and_not_built_on
 
 def test_each_base_digest_is_pinned_per_release_and_kept(resources):
     parameters = {r.inputs["name"]: r for r in _of(resources, PARAMETER)}
-    for key in ("vllm", "ray-serve", "triton"):
+    for key in ("vllm", "ray-serve", "triton", "gate"):
         name = base_digest_parameter("prod", BUILDS[key])
         assert name in parameters, name
         assert parameters[name].options["ignoreChanges"] == ["value"]
@@ -63,9 +63,11 @@ def test_serving_pods_run_the_pushed_digests(resources):
 
 
 def test_warm_pools_pre_pull_the_pushed_digests(resources):
+    """The serving images, that is: the gate's Job runs on the system pool."""
     templates = [r for r in _of(resources, "aws:ec2/launchTemplate:LaunchTemplate")]
     user_data = " ".join(base64.b64decode(t.inputs["userData"]).decode() for t in templates)
-    pushed = {c["image"] for obj in kubernetes_objects(resources) for c in _containers(obj) if DIGEST_REF.match(c["image"])}
+    pushed = {c["image"] for obj in kubernetes_objects(resources) if obj["kind"] != "Job"
+              for c in _containers(obj) if DIGEST_REF.match(c["image"])}
     assert pushed and all(image in user_data for image in pushed)
     assert "docker.io/vllm/vllm-openai" not in user_data
 

@@ -123,6 +123,7 @@ def test_one_immutable_scanned_kms_encrypted_repository_per_engine_with_untagged
     resources = recorded()
     repositories = of_type(resources, REPOSITORY)
     assert sorted(r.inputs["name"] for r in repositories) == [
+        "inferfleet/prod/gate",  # the deploy gate's image (prod builds its images and gates its rollouts)
         "inferfleet/prod/ray-serve",
         "inferfleet/prod/triton",
         "inferfleet/prod/vllm",
@@ -193,7 +194,7 @@ def test_outputs_are_keyed_by_bucket_and_repository_name():
         storage = ModelStorage("prod-storage", ModelStorageArgs.from_spec(spec("prod"), {}))
         assert storage.bucket_names == ["inferfleet-prod-models"]
         assert set(storage.bucket_arns) == set(storage.kms_key_arns) == {"inferfleet-prod-models"}
-        assert set(storage.repository_urls) == {f"inferfleet/prod/{e}" for e in ("vllm", "ray-serve", "triton")}
+        assert set(storage.repository_urls) == {f"inferfleet/prod/{e}" for e in ("vllm", "ray-serve", "triton", "gate")}
         storage.bucket_arns["inferfleet-prod-models"].apply(lambda arn: seen.setdefault("bucket", arn))
         storage.kms_key_arns["inferfleet-prod-models"].apply(lambda arn: seen.setdefault("key", arn))
         pulumi.Output.all(*storage.repository_urls.values()).apply(lambda urls: seen.setdefault("urls", urls))

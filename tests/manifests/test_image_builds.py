@@ -17,7 +17,7 @@ def test_prod_builds_one_image_per_flavour_its_services_use(prod, catalog):
     spec, _ = prod
     assert spec.images.build
     assert ib.built_services(spec, catalog) == {"chat": "vllm", "rag": "ray-serve", "rerank": "triton"}
-    assert [b.key for b in ib.image_builds(spec, catalog)] == ["vllm", "ray-serve", "triton"]
+    assert [b.key for b in ib.image_builds(spec, catalog)] == ["vllm", "ray-serve", "triton", "gate"]
 
 
 def test_a_service_with_its_own_image_is_not_built(prod, catalog):
@@ -46,7 +46,7 @@ def test_builds_build_on_the_pinned_releases_with_the_base_digest():
     assert ib.BUILDS["triton-vllm"].build_args(BASE)["TRITON_FLAVOUR"] == "vllm-python-py3"
     assert ib.BUILDS["triton"].base == v.TRITON_IMAGE and ib.BUILDS["ray-serve"].base == v.RAY_LLM_IMAGE
     for build in ib.BUILDS.values():
-        dockerfile = (build.context / "Dockerfile").read_text()
+        dockerfile = (build.dockerfile or build.context / "Dockerfile").read_text()
         for arg in build.build_args(BASE):
             assert f"ARG {arg}" in dockerfile, (build.key, arg)
 

@@ -234,7 +234,7 @@ def test_merge_key_overrides_are_not_duplicates(write_text):
     # x-pool is not a spec key, so the stack is invalid for that reason alone
     path = write_text(text)
     assert problem_lines(path) == [f"{path}:12: x-pool: unknown key 'x-pool'; expected one of: "
-                                   "aws, cluster, environment, gpuPools, images, network, observability, services, tags"]
+                                   "aws, cluster, deployGate, environment, gpuPools, images, network, observability, services, tags"]
 
 
 def test_many_problems_are_reported_together_sorted_by_line(write_text):

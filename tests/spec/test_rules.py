@@ -30,6 +30,7 @@ def test_every_rule_is_registered_and_covered_here():
         "engine_sections_match",
         "revisions_differ",
         "tracing_endpoint_needs_tracing",
+        "deploy_gate_needs_built_images",
     ]
 
 
@@ -481,4 +482,20 @@ def test_tracing_endpoint_without_tracing_rejected(stack, spec_problems):
 
 def test_tracing_endpoint_with_tracing_accepted(stack, spec_problems):
     stack.setdefault("observability", {}).update(tracing=True, tracingEndpoint="http://tempo.tracing.svc:4317")
+    assert spec_problems(stack) == []
+
+
+# deploy_gate_needs_built_images
+
+
+def test_deploy_gate_without_built_images_rejected(stack, spec_problems):
+    stack["deployGate"] = {"enabled": True}
+    assert spec_problems(stack) == [
+        ("deployGate.enabled", "needs images.build: true (the gate runs the project's gate image)")
+    ]
+
+
+def test_deploy_gate_with_built_images_accepted(stack, spec_problems):
+    stack["deployGate"] = {"enabled": True}
+    stack["images"] = {"build": True}
     assert spec_problems(stack) == []

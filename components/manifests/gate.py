@@ -1,0 +1,134 @@
+"""The deploy gate (spec `deployGate`): after a service's objects are applied, a Job runs the project's
+`inferfleet smoke` and, for OpenAI-compatible engines, a short `inferfleet bench` held to the service's
+SLO, against the service's stable in-cluster address. `pulumi up` waits for the Job (pulumi-kubernetes
+awaits a Job until it completes, and fails the update when it fails), so a rollout that does not serve,
+or serves outside its SLO, fails the environment's update.
+
+The Job's name carries a hash of everything it checks (the service's objects, the stack, the gate's own
+image): a change to any of them is a new Job, run again; an unchanged service keeps its Job and is not
+re-checked. The stack travels in a ConfigMap, so the bench reads the same `workload` and `slo` the plan
+did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import yaml
+
+from components.manifests import serving as s
+from components.manifests.autoscaler import SYSTEM_NODE_SELECTOR
+from components.manifests.triton import PORTS as TRITON_PORTS
+from components.spec.models import ServiceSpec, StackSpec
+
+STACK_CONFIG_MAP = "inferfleet-gate-stack"
+STACK_MOUNT = "/etc/inferfleet/stack"
+GATE_USER = 65532
+"""The numeric user of serving_images/gate/Dockerfile."""
+NAME_HASH_LENGTH = 10
+AWAIT_MARGIN_SECONDS = 60
+"""Pulumi waits this much longer than the Job's own deadline, so the Job reports its failure first."""
+RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+OPENAI_ENGINES = ("vllm", "ray-serve")
+
+
+def stack_file(spec: StackSpec) -> str:
+    return f"{STACK_MOUNT}/{spec.environment}.yaml"
+
+
+def stack_config_map(spec: StackSpec, document: Any) -> dict[str, Any]:
+    """The stack as the gate reads it (`<environment>.yaml`: the loader checks the file's stem)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": s.metadata(STACK_CONFIG_MAP, {"app.kubernetes.io/part-of": s.PART_OF}),
+        "data": {f"{spec.environment}.yaml": yaml.safe_dump(document, sort_keys=False)},
+    }
+
+
+def target(service: ServiceSpec) -> str:
+    """The service's stable address in the cluster: its Service (vLLM, Triton gRPC) or Serve service (Ray)."""
+    host = f"{service.name}.{s.SERVING_NAMESPACE}.svc"
+    if service.engine == "triton":
+        return f"{host}:{TRITON_PORTS['grpc']}"
+    return f"http://{host}:{s.API_PORT}"
+
+
+def smoke_arguments(service: ServiceSpec) -> list[str]:
+    arguments = ["smoke", target(service), "--engine", service.engine]
+    if service.engine in OPENAI_ENGINES:
+        arguments += ["--model", service.model.name]
+    return arguments
+
+
+def bench_arguments(service: ServiceSpec, spec: StackSpec) -> list[str] | None:
+    """A short closed-loop bench at the workload's lengths, held to the service's SLO (Triton: none, the
+    bench speaks the OpenAI API only)."""
+    if service.engine not in OPENAI_ENGINES:
+        return None
+    gate = spec.deploy_gate
+    return [
+        "bench", target(service), "--model", service.model.name,
+        "--stack", stack_file(spec), "--service", service.name,
+        "--num-prompts", str(gate.num_prompts), "--concurrency", str(gate.concurrency),
+    ]
+
+
+def _container(name: str, image: str, arguments: list[str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": image,
+        "args": arguments,
+        "resources": RESOURCES,
+        "volumeMounts": [{"name": "stack", "mountPath": STACK_MOUNT, "readOnly": True}],
+        "securityContext": {
+            **s.container_security_context(),
+            "runAsNonRoot": True,
+            "runAsUser": GATE_USER,
+            "runAsGroup": GATE_USER,
+            "readOnlyRootFilesystem": True,
+        },
+    }
+
+
+def job_name(service: ServiceSpec, checked: Any) -> str:
+    digest = hashlib.sha256(json.dumps(checked, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{service.name}-gate-{digest[:NAME_HASH_LENGTH]}"
+
+
+def gate_job(service: ServiceSpec, spec: StackSpec, image: str, checked: Any) -> dict[str, Any]:
+    """The Job: smoke first (an init container), then the bench; no retry (a gate that needs a second try
+    has failed); on the system pool, with no API token and a read-only root."""
+    smoke = _container("smoke", image, smoke_arguments(service))
+    bench = bench_arguments(service, spec)
+    containers = [_container("bench", image, bench)] if bench else [smoke]
+    labels = {"app.kubernetes.io/name": service.name, "app.kubernetes.io/component": "deploy-gate",
+              "app.kubernetes.io/part-of": s.PART_OF, s.SERVICE_LABEL: service.name}
+    timeout = spec.deploy_gate.timeout_seconds
+    annotations = {
+        "pulumi.com/timeoutSeconds": str(timeout + AWAIT_MARGIN_SECONDS),
+        "pulumi.com/replaceUnready": "true",
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": s.metadata(job_name(service, [checked, image, spec.deploy_gate.model_dump()]), labels,
+                               annotations=annotations),
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": timeout,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
+                    **({"initContainers": [smoke]} if bench else {}),
+                    "containers": containers,
+                    "volumes": [{"name": "stack", "configMap": {"name": STACK_CONFIG_MAP}}],
+                },
+            },
+        },
+    }
