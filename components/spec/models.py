@@ -323,6 +323,14 @@ class PipelineStageSpec(SpecModel):
     replicas: ReplicasSpec = Field(
         default_factory=lambda: ReplicasSpec(min=1, max=4), description="Serve autoscaling bounds. Default 1 to 4."
     )
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
+        default_factory=dict,
+        description=(
+            "Environment of the stage's replicas (Ray's runtime_env env_vars): the stage's settings, e.g. "
+            "INFERFLEET_CORPUS for inferfleet_serve.stages:Retriever. Never a secret: it is in the RayService. "
+            "Default none."
+        ),
+    )
 
 
 DEFAULT_TRITON_BACKENDS = {"decoder": "vllm", "encoder": "onnxruntime"}

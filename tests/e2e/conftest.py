@@ -1,21 +1,20 @@
 """The one real vLLM server of an e2e run, shared by every test that talks to it.
 
 Session-scoped: starting vLLM on CPU takes most of a minute and a half, so the serving tests
-(test_vllm_server.py) and the Prometheus test (test_prometheus_vllm.py) use the same process.
+(test_vllm_server.py) and the Prometheus test (test_prometheus_vllm.py) use the same process. It is
+started by components/local/vllm_server.py, the same sequence `make local` runs.
 """
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from components.manifests.vllm import SERVER_MODULE
-from e2e.local_servers import Server, container_args, flag_value, free_port, start, stop, wait_ready
-from e2e.vllm_cpu import LOOPBACK, TINY_MODEL_SCRIPT, cpu_args, vllm_env, vllm_python
-
-STARTUP_TIMEOUT_S = 240  # about 90 s measured on 2 idle cores (most of it torch compile warm-up)
+from components.local.processes import LocalError
+from components.local.vllm_server import STARTUP_TIMEOUT_S, start_vllm, write_tiny_model
+from e2e.local_servers import Server, container_args, flag_value, free_port, stop, wait_ready
+from e2e.vllm_cpu import LOOPBACK, vllm_python
 
 
 @pytest.fixture(scope="session")
@@ -24,18 +23,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     python = vllm_python()
     work = tmp_path_factory.mktemp("vllm-cpu")
     model_dir = work / "tiny-llama"
-    subprocess.run(
-        [str(python), str(TINY_MODEL_SCRIPT), str(model_dir)],
-        check=True,
-        timeout=300,
-        env=vllm_env(),
-        capture_output=True,
-    )
+    try:
+        write_tiny_model(python, model_dir)
+    except LocalError as error:
+        pytest.fail(str(error), pytrace=False)
     args = container_args()
     port = free_port()
-    argv = [str(python), "-m", SERVER_MODULE, *cpu_args(args, model_dir=model_dir, port=port)]
     log = work / "server.log"
-    process = start(argv, log, env=vllm_env(VLLM_CPU_KVCACHE_SPACE="1"))
+    process = start_vllm(python, args, model_dir=model_dir, port=port, log=log)
     try:
         url = f"http://{LOOPBACK}:{port}"
         wait_ready(f"{url}/health", process, log, "vLLM", STARTUP_TIMEOUT_S)

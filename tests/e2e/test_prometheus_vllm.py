@@ -31,10 +31,11 @@ from typing import Any, Literal
 import pytest
 
 from components.catalog import Catalog, load_catalog
+from components.local import prometheus as local_prometheus
+from components.local.prometheus import PROMETHEUS
 from components.manifests import alerts
 from components.manifests import metric_names as m
-from components.manifests import serving as s
-from components.manifests.autoscaling import REPLICA_SET_METRIC_LABEL, REVISION_METRIC_LABEL, SERVICE_METRIC_LABEL
+from components.manifests.autoscaling import SERVICE_METRIC_LABEL
 from components.manifests.dashboards import dashboard_expressions
 from components.manifests.placement import ReplicaSet, replica_sets
 from components.planner import plan_stack
@@ -45,7 +46,6 @@ from e2e.local_servers import REQUEST_TIMEOUT_S, Server, free_port, log_tail, po
 from e2e.vllm_cpu import LOOPBACK, REPO_ROOT
 from tests.tooling import missing_tool
 
-PROMETHEUS = Path("/usr/bin/prometheus")
 STACK = REPO_ROOT / "stacks" / "prod.yaml"
 SCRAPE_INTERVAL = "1s"
 """Scrape and rule evaluation: a rate needs two samples, so a short interval keeps the test short."""
@@ -178,40 +178,25 @@ class Prometheus:
 
 def prometheus_binary() -> Path:
     """Skip without the binary; under CI=true fail, as a missing .venv-vllm does (vllm_cpu.vllm_python)."""
-    if PROMETHEUS.exists():
-        return PROMETHEUS
+    binary = local_prometheus.prometheus_binary()
+    if binary is not None:
+        return binary
     missing_tool(f"{PROMETHEUS} is missing: install it with scripts/install_prometheus.sh")
 
 
 def target_labels(stack: Stack) -> dict[str, str]:
     """What the serving PodMonitor puts on every series of a pod of the burst set in the cluster."""
-    rs = stack.replica_set
-    return {
-        "namespace": s.SERVING_NAMESPACE,
-        "pod": f"{rs.name}-{POD_ORDINAL}",
-        SERVICE_METRIC_LABEL: stack.service.name,
-        REVISION_METRIC_LABEL: rs.revision,
-        REPLICA_SET_METRIC_LABEL: rs.name,
-    }
+    return local_prometheus.pod_labels(stack.replica_set, POD_ORDINAL)
 
 
 def write_config(work: Path, stack: Stack, vllm_url: str) -> Path:
-    """prometheus.yml (as JSON, which is YAML) and the service's rule groups, exactly as generated."""
+    """prometheus.yml and the service's rule groups, exactly as generated (the files `make local` writes too)."""
     groups = alerts.service_groups(stack.service, stack.spec, stack.plan, stack.catalog)
     shipped = [g for rule in alerts.prometheus_rules(stack.spec, stack.plan, stack.catalog) for g in rule["spec"]["groups"]]
     assert all(group in shipped for group in groups), "the service's groups are not those the PrometheusRules ship"
-    rules = work / "rules.yml"
-    rules.write_text(json.dumps({"groups": groups}))
-    config = work / "prometheus.yml"
-    config.write_text(json.dumps({
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
-        "rule_files": [str(rules)],
-        "scrape_configs": [{
-            "job_name": JOB,
-            "static_configs": [{"targets": [vllm_url.removeprefix("http://")], "labels": target_labels(stack)}],
-        }],
-    }))
-    return config
+    rules = local_prometheus.write_rule_file(work / "rules.yml", groups)
+    return local_prometheus.write_config(work / "prometheus.yml", job=JOB, target=vllm_url.removeprefix("http://"),
+                                         labels=target_labels(stack), interval=SCRAPE_INTERVAL, rule_files=[rules])
 
 
 @pytest.fixture(scope="module")
@@ -225,8 +210,8 @@ def prometheus(server: Server, stack: Stack, tmp_path_factory: pytest.TempPathFa
     binary = prometheus_binary()
     work = tmp_path_factory.mktemp("prometheus")
     port = free_port()
-    argv = [str(binary), f"--config.file={write_config(work, stack, server.url)}",
-            f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address={LOOPBACK}:{port}"]
+    argv = local_prometheus.prometheus_argv(binary, config=write_config(work, stack, server.url), data=work / "data",
+                                            address=f"{LOOPBACK}:{port}")
     process = start(argv, work / "prometheus.log")
     try:
         prom = Prometheus(f"http://{LOOPBACK}:{port}", work / "prometheus.log")

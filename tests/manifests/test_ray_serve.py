@@ -180,17 +180,20 @@ def test_pipeline_stages_in_request_order(prod, catalog):
     pipeline = apps[f"{service.name}-pipeline"]
     assert (pipeline["import_path"], pipeline["route_prefix"]) == (rs.PIPELINE_BUILDER, "/pipeline")
     assert pipeline["args"]["stages"] == [
-        {"name": "retrieve", "import_path": "rag_app.stages:Retriever"},
-        {"name": "rerank", "import_path": "rag_app.stages:Reranker"},
+        {"name": "retrieve", "import_path": "inferfleet_serve.stages:Retriever"},
+        {"name": "rerank", "import_path": "inferfleet_serve.stages:Reranker"},
     ]
     assert pipeline["args"]["llm_app"] == service.name
     retrieve, rerank = pipeline["deployments"]
     assert retrieve == {
         "name": "retrieve",
-        "ray_actor_options": {"num_cpus": 2.0},
+        "ray_actor_options": {
+            "num_cpus": 2.0,
+            "runtime_env": {"env_vars": {"INFERFLEET_CORPUS": "/models/Qwen/Qwen2.5-32B-Instruct/default/corpus.jsonl"}},
+        },
         "autoscaling_config": {"min_replicas": 2, "max_replicas": 8},
     }
-    assert rerank["ray_actor_options"] == {"num_cpus": 1.0}
+    assert rerank["ray_actor_options"] == {"num_cpus": 1.0}  # no env: no runtime_env
 
 
 def test_no_pipeline_app_without_stages(catalog):

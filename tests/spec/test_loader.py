@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.spec import Problem, StackError, read_spec
 
@@ -294,3 +295,13 @@ def test_path_with_an_empty_key_is_quoted(write_text):
 def test_control_character_in_the_file_is_a_located_syntax_error(write_text):
     path = write_text(edit("    engine: vllm\n", "    engine: vl\x07lm\n"))
     assert problem_lines(path) == [f"{path}:22: <root>: YAML syntax error: special characters are not allowed: U+0007"]
+
+
+def test_a_stage_env_name_must_be_an_environment_variable_name(tmp_path):
+    raw = yaml.safe_load(Path("stacks/prod.yaml").read_text())
+    rag = next(s for s in raw["services"] if s["name"] == "rag")
+    rag["pipeline"][0]["env"] = {"NOT-A-NAME": "x"}
+    path = tmp_path / "prod.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    (line,) = problem_lines(path)
+    assert "services.1.pipeline.0.env.NOT-A-NAME" in line and "should match pattern" in line

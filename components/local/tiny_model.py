@@ -1,13 +1,14 @@
 """Write a tiny random-weight Llama with its own BPE tokenizer and chat template into a directory.
 
-Run with .venv-vllm's python (it needs torch, transformers and tokenizers):
+Run with .venv-vllm's python (it needs torch, transformers and tokenizers; the main venv never imports it):
 
-    .venv-vllm/bin/python tests/e2e/tiny_model.py OUT_DIR
+    .venv-vllm/bin/python components/local/tiny_model.py OUT_DIR
 
 No model can be downloaded here, yet a real vLLM server needs a real checkpoint: this one has
 the layout of a Hugging Face Llama (config.json, safetensors, tokenizer files, chat template)
-and is small enough to load in seconds on 2 CPU cores. Its head dim is 64 because vLLM's CPU
-attention refuses very small head dims (16). Weights are seeded, so greedy output is repeatable.
+and is small enough to load in seconds on 2 CPU cores; `make local` and the e2e tests serve it. Its
+head dim is 64 because vLLM's CPU attention refuses very small head dims (16). Weights are seeded, so
+greedy output is repeatable.
 """
 
 from __future__ import annotations
