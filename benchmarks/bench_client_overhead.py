@@ -3,11 +3,14 @@
 A scripted OpenAI-compatible streaming server (this file, `--serve`, a separate process on plain
 asyncio streams so its own cost stays small) answers every chat completion with its first token
 exactly `--ttft-ms` after it has read the request, then a token every `--itl-ms`. The bench client
-(components.loadtest.bench.run_level, what `inferfleet bench` runs) keeps `--streams` requests in
-flight. The error it adds is measured TTFT minus the known TTFT. The first token's text is the
-server's own clock readings (perf_counter is CLOCK_MONOTONIC, shared by processes on Linux), which
-split the error into: request (client send + loopback + server read), server lateness (the event
-loop waking late) and response (loopback + client read and parse).
+(components.loadtest.bench.run_level over a stream_client.StreamClient, what `inferfleet bench`
+runs) keeps `--streams` requests in flight. The error it adds is measured TTFT minus the known
+TTFT. The first token's text is the server's own clock readings (perf_counter is CLOCK_MONOTONIC,
+shared by processes on Linux), which split the error into: request (client send + loopback +
+server read), server lateness (the event loop waking late) and response (loopback + the client's
+event loop reading the socket, where the chunk is stamped). The client's share is request +
+response: the error less the server's lateness, which (uvloop's timers have 1 ms resolution, and
+the server shares the CPUs) is not the client's.
 
 The first `--streams` requests (a burst of sends at once, opening the connections) are not counted,
 and output lengths vary, so the figures are the steady state of a long run.
@@ -31,8 +34,8 @@ from typing import Any
 from components.loadtest import runtime
 from components.loadtest.bench import BenchConfig, Level, run_level
 from components.loadtest.prompts import Prompt, synthetic_prompts
-from components.loadtest.session import client_session
 from components.loadtest.stats import percentile
+from components.loadtest.stream_client import StreamClient
 
 MODEL = "scripted"
 
@@ -94,22 +97,32 @@ class ScriptedServer:
         done.set_result(None)
 
     async def tick(self) -> None:
+        token = _chunk(_token_payload("tok "))  # the same bytes for every stream: encoded once, not per write
         while True:
             await asyncio.sleep(self.itl_s)
             for writer, state in list(self.active.items()):
-                _token(writer, "tok ")
+                writer.write(token)
                 state[0] -= 1
                 if state[0] <= 0:
                     self.finish(writer)
 
 
+def _token_payload(text: str) -> str:
+    return json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]})
+
+
 def _token(writer: asyncio.StreamWriter, text: str) -> None:
-    _event(writer, json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]}))
+    _event(writer, _token_payload(text))
 
 
 def _event(writer: asyncio.StreamWriter, payload: str) -> None:
+    writer.write(_chunk(payload))
+
+
+def _chunk(payload: str) -> bytes:
+    """One SSE event as one HTTP/1.1 chunk."""
     data = f"data: {payload}\n\n".encode()
-    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 async def serve(ttft_s: float, itl_s: float) -> None:
@@ -138,14 +151,14 @@ class Split:
 
 async def measure(url: str, streams: int, requests: int, tokens: int, ttft_s: float) -> Split:
     config = BenchConfig(url=url, levels=[Level(streams, None)], num_prompts=requests, output_tokens=tokens, model=MODEL)
-    async with client_session(streams) as session:
+    async with StreamClient(url) as client:
         # Output lengths spread over tokens/2 .. 3*tokens/2, so requests end (and the next ones start) at
         # different times, as they do against a real server: one burst of `streams` sends at once is the
         # first round's artefact, and that round (which also opens the connections) is not counted.
         rng = random.Random(0)
         prompts = [Prompt(p.text, rng.randint(tokens // 2, tokens * 3 // 2)) for p in synthetic_prompts(streams + requests, words=32)]
         cpu, wall = _cpu(), time.perf_counter()
-        results = await run_level(session, config, MODEL, config.levels[0], prompts, None)
+        results = await run_level(client, config, MODEL, config.levels[0], prompts, None)
         cpu, wall = _cpu() - cpu, time.perf_counter() - wall
         results = results[streams:]
     failed = [r.error for r in results if not r.ok]
@@ -195,6 +208,7 @@ def main() -> None:
         "  request: client send -> server read": split.request_ms,
         "  server lateness": split.lateness_ms,
         "  response: server write -> client stamp": split.response_ms,
+        "client's share (request + response)": [q + r for q, r in zip(split.request_ms, split.response_ms, strict=True)],
     }
     figures = {name: {"p50": percentile(v, 50), "p99": percentile(v, 99), "max": max(v)} for name, v in rows.items()}
     setting = {"streams": args.streams, "requests": args.requests, "tokens": args.tokens, "ttft_ms": args.ttft_ms,

@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-import aiohttp
-
 from components.loadtest.errors import LoadTestError
 from components.loadtest.models_api import first_model
 from components.loadtest.openai_stream import Api, RequestResult, StreamRequest, stream_completion
@@ -30,6 +28,7 @@ from components.loadtest.prompts import (
     words_for_tokens,
 )
 from components.loadtest.session import client_session
+from components.loadtest.stream_client import StreamClient
 from components.loadtest.stats import Figures, figures
 
 PROBE_WORDS = (16, 128)
@@ -87,16 +86,16 @@ class BenchRun:
 
 async def run_bench(config: BenchConfig, progress: TextIO | None) -> BenchRun:
     """Run every level in turn; `progress` is where the bar is drawn (None: no bar)."""
-    widest = max((level.concurrency or 0) for level in config.levels)
-    async with client_session(widest or None) as session:
+    async with client_session(1) as session:
         model = config.model or await first_model(session, config.url, config.timeout_s)
-        prompt_source, make_prompts = await _prompt_maker(session, config, model)
+    async with StreamClient(config.url) as client:
+        prompt_source, make_prompts = await _prompt_maker(client, config, model)
         results = []
         for index, level in enumerate(config.levels):
             prompts = make_prompts(index)
             bar = Progress(level.label(), len(prompts), progress, enabled=True) if progress else None
             started = time.perf_counter()
-            done = await run_level(session, config, model, level, prompts, bar)
+            done = await run_level(client, config, model, level, prompts, bar)
             duration = time.perf_counter() - started
             if bar:
                 bar.close()
@@ -105,7 +104,7 @@ async def run_bench(config: BenchConfig, progress: TextIO | None) -> BenchRun:
 
 
 async def run_level(
-    session: aiohttp.ClientSession,
+    client: StreamClient,
     config: BenchConfig,
     model: str,
     level: Level,
@@ -125,10 +124,10 @@ async def run_level(
             ignore_eos=config.ignore_eos,
         )
         if gate is None:
-            result = await stream_completion(session, config.url, request, config.timeout_s)
+            result = await stream_completion(client, request, config.timeout_s)
         else:
             async with gate:
-                result = await stream_completion(session, config.url, request, config.timeout_s)
+                result = await stream_completion(client, request, config.timeout_s)
         if bar:
             bar.advance(result.ok)
         return result
@@ -146,13 +145,13 @@ async def run_level(
 
 
 async def _prompt_maker(
-    session: aiohttp.ClientSession, config: BenchConfig, model: str
+    client: StreamClient, config: BenchConfig, model: str
 ) -> tuple[str, Callable[[int], list[Prompt]]]:
     """(description, level index -> prompts). File prompts repeat to `num_prompts`; synthetic ones
     are drawn afresh per level (another seed), so a later level never hits an earlier one's cache."""
     if config.prompts_file is not None:
         loaded = read_jsonl(config.prompts_file)
-        await _probe(session, config, model, loaded[0].text)  # warm-up, as vLLM's client does
+        await _probe(client, config, model, loaded[0].text)  # warm-up, as vLLM's client does
         cycled = [loaded[i % len(loaded)] for i in range(config.num_prompts)]
         return f"{config.prompts_file} ({len(loaded)} prompts)", lambda index: cycled
     if config.input_tokens is None:
@@ -160,16 +159,16 @@ async def _prompt_maker(
     probes = []
     for words in PROBE_WORDS:
         text = synthetic_prompts(1, words, seed=config.seed - 1 - words)[0].text
-        probes.append((words, await _probe(session, config, model, text)))
+        probes.append((words, await _probe(client, config, model, text)))
     words = words_for_tokens(config.input_tokens, tokens_per_word(*probes))
     description = f"synthetic: ~{config.input_tokens} input tokens ({words} words), {config.output_tokens} output tokens"
     return description, lambda index: synthetic_prompts(config.num_prompts, words, seed=config.seed + index)
 
 
-async def _probe(session: aiohttp.ClientSession, config: BenchConfig, model: str, text: str) -> int:
+async def _probe(client: StreamClient, config: BenchConfig, model: str, text: str) -> int:
     """One short request; its prompt token count. A failure here stops the run with its reason."""
     request = StreamRequest(model=model, prompt=text, max_tokens=1, api=config.api)
-    result = await stream_completion(session, config.url, request, config.timeout_s)
+    result = await stream_completion(client, request, config.timeout_s)
     if not result.ok:
         raise LoadTestError(f"probe request failed: {result.error}")
     if result.prompt_tokens is None:

@@ -4,6 +4,9 @@ The definitions follow `vllm/benchmarks/lib/endpoint_request_func.py` of the pin
 `inferfleet bench` and `vllm bench serve` report comparable figures:
 
 - the clock starts just before the request is sent;
+- a chunk's time is that of the network read that completed it (taken as the event loop reads the
+  socket, stream_client.py; vLLM's client reads the clock when its task next runs, which at hundreds
+  of streams is later by the other streams' work queued ahead of it);
 - TTFT is the time to the first chunk that carries a choice (the first token's chunk);
 - ITL is the list of gaps between successive choice chunks (a chunk may carry several tokens);
 - end-to-end latency ends at the last choice chunk (not at `[DONE]` or the usage chunk);
@@ -21,13 +24,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import aiohttp
-
 from components.loadtest.sse import SseParser
+from components.loadtest.stream_client import HttpError, StreamClient
 
 Api = Literal["chat", "completions"]
 API_PATHS: dict[Api, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 DONE = "[DONE]"
+# Stored reads replayed per turn of the event loop: a finished stream's parsing (~10-20 us a read)
+# is done in slices, so that other streams' reads arriving meanwhile are stamped within ~0.2 ms.
+REPLAY_SLICE = 16
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,8 @@ def request_body(request: StreamRequest) -> dict[str, Any]:
 class StreamRecorder:
     """Turns (arrival time, SSE payload) pairs into a RequestResult; pure, so it is unit-tested.
 
-    `feed` returns False once the stream is over (after `[DONE]` or an error).
+    `feed` takes one payload, `feed_read` one network read's raw bytes (through an SSE parser); both
+    return False once the stream is over (after `[DONE]` or an error).
     """
 
     def __init__(self, api: Api, start: float) -> None:
@@ -94,6 +100,7 @@ class StreamRecorder:
         self._chunks = 0
         self._done = False
         self._text: list[str] = []  # joined once at the end: += on an attribute copies every time
+        self._sse = SseParser()
 
     def feed(self, payload: str, now: float) -> bool:
         """Record one payload received at `now`."""
@@ -127,6 +134,22 @@ class StreamRecorder:
             if isinstance(usage.get("prompt_tokens"), int):
                 self.result.prompt_tokens = usage["prompt_tokens"]
         return True
+
+    def feed_read(self, data: bytes, now: float) -> bool:
+        """Record the payloads of every SSE event that one network read's bytes complete, at `now`.
+
+        Raises UnicodeDecodeError on bytes that are not UTF-8 (the caller turns it into `error`).
+        """
+        for payload in self._sse.feed(data):
+            if not self.feed(payload, now):
+                return False
+        return True
+
+    def end_of_body(self, now: float) -> None:
+        """The body has ended: a last event the server did not close with a blank line counts too."""
+        for payload in self._sse.finish():
+            if not self.feed(payload, now):
+                break
 
     def finish(self) -> RequestResult:
         """The result once the body has ended: an error unless the stream was complete."""
@@ -165,41 +188,45 @@ def _error_message(error: Any) -> str:
     return str(error)
 
 
-async def stream_completion(
-    session: aiohttp.ClientSession, base_url: str, request: StreamRequest, timeout_s: float
-) -> RequestResult:
-    """Send one streaming request and time it; every failure becomes `error`, never an exception."""
-    url = base_url.rstrip("/") + API_PATHS[request.api]
-    body = request_body(request)
+async def stream_completion(client: StreamClient, request: StreamRequest, timeout_s: float) -> RequestResult:
+    """Send one streaming request and time it; every failure becomes `error`, never an exception.
+
+    The clock starts just before the request bytes are written; each SSE payload is stamped with the
+    time of the network read that completed it (StreamClient stamps reads as the loop takes them).
+    Parsing waits until the response has ended (the stored reads are replayed, in slices of
+    REPLAY_SLICE reads per turn of the loop), so no stream's token waits behind another's JSON.
+    """
+    url = client.base_url + API_PATHS[request.api]
+    wire = client.encode_post(API_PATHS[request.api], json.dumps(request_body(request)).encode())
     start = time.perf_counter()
     recorder = StreamRecorder(request.api, start)
     try:
         async with asyncio.timeout(timeout_s):
-            async with session.post(url, json=body) as response:
-                if response.status != 200:
-                    text = (await response.text(errors="replace"))[:200].strip()
-                    recorder.result.error = f"HTTP {response.status} from {url}: {text or response.reason}"
-                    return recorder.result
-                if response.content_type != "text/event-stream":
-                    recorder.result.error = f"expected text/event-stream from {url}, got {response.content_type}"
-                    return recorder.result
-                parser = SseParser()
-                async for chunk in response.content.iter_any():
-                    now = time.perf_counter()
-                    for payload in parser.feed(chunk):
-                        if not recorder.feed(payload, now):
-                            break
-                for payload in parser.finish():
-                    recorder.feed(payload, time.perf_counter())
+            response = await client.post(wire)
     except TimeoutError:
         recorder.result.error = f"timed out after {timeout_s:g} s"
         return recorder.result
-    except aiohttp.ClientConnectorError as error:
-        recorder.result.error = f"cannot connect to {base_url}: {error.os_error.strerror or error}"
+    except (HttpError, ConnectionResetError) as error:
+        recorder.result.error = f"broken response from {url}: {error}"
         return recorder.result
-    except aiohttp.ClientError as error:
-        recorder.result.error = f"{type(error).__name__}: {error}"
+    except OSError as error:
+        recorder.result.error = f"cannot connect to {client.base_url}: {error.strerror or error}"
         return recorder.result
+    if response.status != 200:
+        text = response.body().decode("utf-8", errors="replace")[:200].strip()
+        recorder.result.error = f"HTTP {response.status} from {url}: {text or response.reason}"
+        return recorder.result
+    if response.content_type != "text/event-stream":
+        recorder.result.error = f"expected text/event-stream from {url}, got {response.content_type}"
+        return recorder.result
+    try:
+        for index, (piece, now) in enumerate(zip(response.pieces, response.stamps, strict=True)):
+            if index and index % REPLAY_SLICE == 0:
+                await asyncio.sleep(0)  # let the loop read (and stamp) other streams' tokens
+            if not recorder.feed_read(piece, now):
+                break
+        else:
+            recorder.end_of_body(response.stamps[-1] if response.stamps else start)
     except UnicodeDecodeError:
         recorder.result.error = "malformed SSE: the stream is not UTF-8"
         return recorder.result

@@ -1,8 +1,10 @@
-"""The aiohttp client session every load-test request goes through, set up once for all callers.
+"""The aiohttp client session for the load test's untimed requests: health checks and `/v1/models`.
 
-Keep-alive connections up to the concurrency (a new TCP connection per request would be timed as
-TTFT), no total timeout (each request has its own), and no cookie jar: an inference API sets no
-cookies, and the jar's per-request work is client time that would land in the measured TTFT.
+The timed streaming requests go through stream_client.StreamClient instead, whose receive path is
+cheap enough not to delay the TTFT it stamps at hundreds of streams (see that module).
+
+Keep-alive connections up to the concurrency, no total timeout (each request has its own), and no
+cookie jar: an inference API sets no cookies.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from components.loadtest.models_api import list_models
 from components.loadtest.openai_stream import StreamRequest, stream_completion
 from components.loadtest.session import client_session
 from components.loadtest.smoke import Checks
+from components.loadtest.stream_client import StreamClient
 
 READY_PATHS = {"vllm": "/health", "ray-serve": "/-/healthz"}
 SMOKE_PROMPT = "Hello! How are you today?"
@@ -37,7 +38,8 @@ async def smoke_openai(
         except LoadTestError as error:
             return checks.failure("models", error)
         request = StreamRequest(model=model, prompt=SMOKE_PROMPT, max_tokens=max_tokens, temperature=0.0)
-        result = await stream_completion(session, url, request, timeout_s)
+        async with StreamClient(url) as client:
+            result = await stream_completion(client, request, timeout_s)
         if result.error is None and result.output_tokens < 1:
             result.error = "empty stream: the model generated no tokens"
         if result.error is not None:

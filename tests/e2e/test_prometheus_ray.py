@@ -56,7 +56,7 @@ from components.spec.models import ServiceSpec, StackSpec
 from components.stack import load_stack
 from e2e.local_servers import REQUEST_TIMEOUT_S, free_port, post, start, stop, wait_ready
 from e2e.ray_cluster import RayCluster, deploy, ray_bin, ray_cluster, ray_env
-from e2e.test_prometheus_vllm import Prometheus, prometheus_binary, reads
+from e2e.test_prometheus_vllm import Prometheus, expression_failures, prometheus_binary, reads
 from e2e.vllm_cpu import CPU_MAX_MODEL_LEN, LOOPBACK, REPO_ROOT, TINY_MODEL_SCRIPT
 
 STACK = REPO_ROOT / "stacks" / "prod.yaml"
@@ -431,13 +431,7 @@ def test_expressions_evaluate_and_return_series(prometheus: Run, stack: Stack) -
     """Each evaluates without error at every second of the run; each but the alerts has series in it."""
     selected = selected_expressions(stack)
     assert {e.kind for e in selected} >= {"dashboard", "record", "alert"}, selected
-    failures = []
-    for e in selected:
-        answer = prometheus.query_range(e.expr)
-        if answer["status"] != "success":
-            failures.append(f"{e.kind} {e.name}: {answer.get('errorType')}: {answer.get('error')}\n  {e.expr}")
-        elif e.kind != "alert" and e.no_data_reason() is None and not answer["data"]["result"]:
-            failures.append(f"{e.kind} {e.name}: no series\n  {e.expr}")
+    failures = expression_failures(selected, prometheus.query_range)
     assert not failures, "\n".join(failures)
 
 
