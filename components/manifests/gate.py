@@ -30,7 +30,9 @@ GATE_USER = 65532
 NAME_HASH_LENGTH = 10
 AWAIT_MARGIN_SECONDS = 60
 """Pulumi waits this much longer than the Job's own deadline, so the Job reports its failure first."""
-RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+"""One core at most: the client uses about a third of one at 256 streams (README, bench), and the gate
+shares the system pool with the add-ons."""
 OPENAI_ENGINES = ("vllm", "ray-serve")
 
 
@@ -124,6 +126,8 @@ def gate_job(service: ServiceSpec, spec: StackSpec, image: str, checked: Any) ->
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": GATE_USER, "runAsGroup": GATE_USER,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
                     "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
                     **({"initContainers": [smoke]} if bench else {}),
                     "containers": containers,
