@@ -84,8 +84,7 @@ POOL_AT_MAX_FOR = "15m"
 NODE_DRAINS_WINDOW = "1h"
 NODE_DRAINS_MAX = 3
 """More drains of GPU nodes an hour than this (spot interruptions, rebalances) is capacity churn to look at."""
-GPU_REQUEST_RESOURCE = "nvidia_com_gpu"
-"""kube-state-metrics' spelling of the nvidia.com/gpu resource."""
+GPU_REQUEST_RESOURCE = m.KUBE_GPU_RESOURCE
 DRAIN_ACTION = "cordon-and-drain"
 
 
@@ -350,18 +349,13 @@ def _gpu_health_alerts() -> list[dict[str, Any]]:
     ]
 
 
-def _kube_state_label(node_label: str) -> str:
-    """kube-state-metrics' name of an allow-listed node label in kube_node_labels."""
-    return "label_" + "".join(c if c.isalnum() else "_" for c in node_label)
-
-
 def _capacity_alerts(spec: StackSpec) -> list[dict[str, Any]]:
     pending = (
         'max by (namespace, pod) (kube_pod_status_phase{phase="Pending"}) == 1\n'
         "and on (namespace, pod)\n"
         f'sum by (namespace, pod) (kube_pod_container_resource_requests{{resource="{GPU_REQUEST_RESOURCE}"}}) > 0'
     )
-    pool_label = _kube_state_label(POOL_LABEL)
+    pool_label = m.kube_label(POOL_LABEL)
     at_max = "\nor\n".join(
         f'count by ({pool_label}) (kube_node_labels{{{pool_label}="{pool.name}"}}) >= {pool.max_size}'
         for pool in spec.gpu_pools

@@ -319,7 +319,7 @@ def _fleet_tests(spec, objects) -> list[dict[str, Any]]:
            "modelName": "NVIDIA H100 80GB HBM3"}
     gpu_labels = {k: gpu[k] for k in ("Hostname", "gpu", "UUID")}
     other_gpu = {**gpu, "gpu": "1", "UUID": "GPU-77a2", "device": "nvidia1"}
-    pool_label = alerts._kube_state_label(alerts.POOL_LABEL)
+    pool_label = alerts.m.kube_label(alerts.POOL_LABEL)
     drain = alerts.DRAIN_ACTION
 
     def dcgm(metric: str, labels: dict[str, str], values: str) -> dict[str, str]:
