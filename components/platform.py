@@ -21,7 +21,7 @@ from components.aws.iam import IrsaRole, IrsaRoleArgs, PolicyStatement
 from components.aws.interruption import SpotInterruptionQueue, SpotInterruptionQueueArgs
 from components.aws.network import Network, NetworkArgs
 from components.aws.serving_images import ServingImages, ServingImagesArgs
-from components.aws.storage import ModelStorage, ModelStorageArgs
+from components.aws.storage import ModelStorage, ModelStorageArgs, repository_name
 from components.aws.tags import stack_tags
 from components.catalog import Catalog
 from components.kubernetes.addons import (
@@ -159,7 +159,7 @@ class Platform(pulumi.ComponentResource):
         builds = image_builds(spec, catalog)
         if not builds:
             return None
-        urls = {repository.rsplit("/", 1)[-1]: url for repository, url in self.storage.repository_urls.items()}
+        urls = {b.engine: self.storage.repository_urls[repository_name(spec.environment, b.engine)] for b in builds}
         registry = next(iter(self.storage.repositories.values())).registry_id
         return ServingImages(
             f"{name}-images",

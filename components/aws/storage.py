@@ -51,7 +51,12 @@ def image_repositories(spec: StackSpec) -> list[str]:
     engines = [service.engine for service in spec.services]
     if spec.images.build and spec.deploy_gate.enabled:
         engines.append(GATE_KEY)
-    return [f"inferfleet/{spec.environment}/{engine}" for engine in dict.fromkeys(engines)]
+    return [repository_name(spec.environment, engine) for engine in dict.fromkeys(engines)]
+
+
+def repository_name(environment: str, engine: str) -> str:
+    """The ECR repository of an engine's (or the gate's) image in an environment."""
+    return f"inferfleet/{environment}/{engine}"
 
 
 def bucket_name_problem(name: str) -> str | None:
