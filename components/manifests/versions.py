@@ -18,7 +18,7 @@ pin theirs with `services[].image` (a mirror in ECR, `...@sha256:`), and the pol
 
 RAY_VERSION: Final[str] = "2.54.0"
 """Ray release of the Ray Serve stack: the RayService's rayVersion and the image below, and the
-`ray[serve]` that `scripts/ray_venv.sh` installs to check generated serveConfigV2 documents against
+`ray[serve]` that `scripts/vllm_cpu_venv.sh` installs beside vLLM to check generated serveConfigV2 documents against
 Ray's own ServeDeploySchema. Change it only together with RAY_LLM_IMAGE."""
 
 RAY_LLM_IMAGE: Final[str] = f"docker.io/rayproject/ray-llm:{RAY_VERSION}-py311-cu128"

@@ -8,7 +8,7 @@ ports given, it does not wait. Ray's metrics agent serves Prometheus text on `me
 RayService names `metrics` and the PodMonitor scrapes.
 
 Serve applications go on with `ray_serve_deploy.py` (a Serve config, as KubeRay hands `serveConfigV2` to
-Serve), run by .venv-ray's python, which `scripts/ray_venv.sh` builds.
+Serve), run by .venv-vllm's python (Ray Serve and vLLM in one venv, built by `scripts/vllm_cpu_venv.sh`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from e2e.local_servers import free_port, log_tail, start, stop, wait_ready
-from e2e.vllm_cpu import LOOPBACK, REPO_ROOT, STAMP_NAME, vllm_env
+from e2e.vllm_cpu import LOOPBACK, STAMP_NAME, vllm_env, vllm_venv
 from tests.tooling import missing_tool
 
 DEPLOY_SCRIPT = Path(__file__).with_name("ray_serve_deploy.py")
@@ -41,17 +41,12 @@ OBJECT_STORE_BYTES = 256 * 2**20
 """Serving moves small objects; Ray's default (30% of memory) would claim gigabytes of /dev/shm."""
 
 
-def ray_venv() -> Path:
-    """The venv scripts/ray_venv.sh builds (same RAY_VENV override as the script)."""
-    return REPO_ROOT / os.environ.get("RAY_VENV", ".venv-ray")
-
-
 def ray_bin(name: str) -> Path:
-    """A program of .venv-ray (`python`, `ray`); skips the calling test when the venv is missing or
+    """A program of .venv-vllm (`python`, `ray`); skips the calling test when the venv is missing or
     incomplete (no stamp: the script writes it last), fails under CI=true."""
-    venv = ray_venv()
+    venv = vllm_venv()
     if not (venv / STAMP_NAME).exists():
-        missing_tool(f"{venv} is missing or incomplete: build it with scripts/ray_venv.sh (make e2e does)")
+        missing_tool(f"{venv} is missing or incomplete: build it with scripts/vllm_cpu_venv.sh (make e2e does)")
     return venv / "bin" / name
 
 

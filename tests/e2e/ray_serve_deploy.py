@@ -1,7 +1,7 @@
 """Deploy a Serve config (the `serveConfigV2` document a RayService carries) on a running Ray cluster and wait
-until every application is RUNNING. Run by .venv-ray's python, not pytest:
+until every application is RUNNING. Run by .venv-vllm's python, not pytest:
 
-    .venv-ray/bin/python tests/e2e/ray_serve_deploy.py RAY_ADDRESS CONFIG.json [TIMEOUT_S]
+    .venv-vllm/bin/python tests/e2e/ray_serve_deploy.py RAY_ADDRESS CONFIG.json [TIMEOUT_S]
 
 KubeRay hands `serveConfigV2` to Serve's REST API, which validates it as `ServeDeploySchema` and has the
 controller deploy it; `serve run CONFIG` does the same from a driver (ray/serve/scripts.py: `serve_start` with

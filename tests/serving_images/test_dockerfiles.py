@@ -97,21 +97,23 @@ def test_the_vllm_entrypoint_is_the_weight_cache_it_copies() -> None:
     assert entrypoint[0] == "python3" and copies[entrypoint[1]] == "weight_cache.py"
 
 
-def requirement_names(path: Path) -> set[str]:
-    names = set()
+def requirement_pins(path: Path) -> dict[str, str]:
+    pins = {}
     for line in path.read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9_.-]+)==", line)
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", line)
         if match:
-            names.add(match[1].lower().replace("_", "-"))
-    return names
+            pins[match[1].lower().replace("_", "-")] = match[2]
+    return pins
 
 
 def test_what_the_vllm_image_adds_is_pinned_by_hash_and_leaves_vllms_pins_alone() -> None:
-    """Installed with --no-deps over vLLM's environment: a package vLLM also pins would be replaced."""
+    """Installed with --no-deps over vLLM's environment: a package vLLM also pins at another version would be
+    replaced (the pinned vLLM's environment as scripts/vllm_cpu_requirements.txt resolves it)."""
     text = (IMAGES / "vllm" / "requirements.txt").read_text()
     entries = re.findall(r"^(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}$", text, flags=re.MULTILINE)
     assert entries and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[\w.]+", entry) for entry in entries), entries
-    added = requirement_names(IMAGES / "vllm" / "requirements.txt")
+    added = requirement_pins(IMAGES / "vllm" / "requirements.txt")
     assert len(entries) == len(added)
-    assert added >= {"boto3", "botocore", "s3transfer"}
-    assert not added & requirement_names(ROOT / "scripts" / "vllm_cpu_requirements.txt")
+    assert added.keys() >= {"boto3", "botocore", "s3transfer"}
+    vllms = requirement_pins(ROOT / "scripts" / "vllm_cpu_requirements.txt")
+    assert {name: (version, vllms[name]) for name, version in added.items() if vllms.get(name, version) != version} == {}

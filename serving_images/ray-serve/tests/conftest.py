@@ -3,7 +3,7 @@
     .venv/bin/python -m pytest serving_images/ray-serve/tests
 
 `inferfleet_serve.retrieval` is pure Python and imported here directly; the Serve deployments run in
-.venv-ray's Ray workers (tests/e2e/ray_cluster.py starts them), which import `inferfleet_serve` and this
+.venv-vllm's Ray workers (tests/e2e/ray_cluster.py starts them), which import `inferfleet_serve` and this
 folder's `echo_llm` from the PYTHONPATH the cluster is started with.
 """
 

@@ -1,4 +1,4 @@
-"""The pipeline application on a real Ray Serve (.venv-ray, scripts/ray_venv.sh), deployed from the Serve
+"""The pipeline application on a real Ray Serve (.venv-vllm, scripts/vllm_cpu_venv.sh), deployed from the Serve
 config the manifests generate for it (components/manifests/ray_serve.py `pipeline_application`): prod's `rag`
 service with its stages pointed at this image's `Retriever` and `Reranker`, one replica each on this 2-core
 machine. Beside it, at `/`, the model's application: `echo_llm`, which answers with the prompt it got, so the
@@ -68,7 +68,7 @@ def service() -> ServiceSpec:
 
 @pytest.fixture(scope="module")
 def cluster(service: ServiceSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
-    ray_bin("python")  # skip (fail in CI) when .venv-ray is missing
+    ray_bin("python")  # skip (fail in CI) when .venv-vllm is missing
     work = tmp_path_factory.mktemp("ray-pipeline")
     corpus = work / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(d) + "\n" for d in CORPUS))

@@ -1,5 +1,5 @@
 """The image and its requirements agree with the manifests and with the venv the tests ran in (that one is
-`e2e`: .venv-ray is built by `make e2e`)."""
+`e2e`: .venv-vllm is built by `make e2e`)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_the_dockerfile_builds_on_the_manifests_ray_llm_image_by_a_required_dige
 
 
 @pytest.mark.e2e
-def test_the_pins_are_what_the_ray_venv_runs() -> None:
+def test_the_pins_are_what_the_tests_ray_runs() -> None:
     """The versions the pipeline tests ran with are the ones requirements.txt states."""
     python = ray_bin("python")
     code = "import json, sys, importlib.metadata as m; print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
