@@ -105,6 +105,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _range_ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def _concurrency(text: str) -> list[int]:
     from components.loadtest.commands import parse_concurrency
 
@@ -143,6 +153,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     prompts.add_argument("--output-tokens", type=_positive_int, metavar="N",
                          help="max tokens per answer (default: the workload's, else 128)")
     prompts.add_argument("--ignore-eos", action="store_true", help="generate exactly the output length (vLLM extension)")
+    prompts.add_argument("--range-ratio", type=_range_ratio, default=0.0, metavar="R",
+                         help="synthetic lengths drawn per request from [L*(1-R), L*(1+R)], as vLLM's "
+                              "--random-range-ratio (default 0: every request the same length)")
     slo = bench.add_argument_group("SLO (exit 1 on a breach)")
     slo.add_argument("--stack", metavar="STACK.yaml", help="stack file holding the service")
     slo.add_argument("--service", metavar="NAME", help="service whose workload and slo to use")

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from components.loadtest.errors import LoadTestError
 from components.loadtest.models_api import first_model
-from components.loadtest.openai_stream import Api, RequestResult, StreamRequest, stream_completion
+from components.loadtest.openai_stream import Api, RequestResult, StreamRequest, send, stream_completion, timed
 from components.loadtest.progress import Progress
 from components.loadtest.prompts import (
     Prompt,
@@ -65,6 +65,8 @@ class BenchConfig:
     ignore_eos: bool = False
     timeout_s: float = 600.0
     seed: int = 0
+    range_ratio: float = 0.0
+    """Synthetic lengths drawn per request from [L(1-r), L(1+r)] (prompts.length_range); 0: fixed."""
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,11 @@ async def run_level(
             ignore_eos=config.ignore_eos,
         )
         if gate is None:
-            result = await stream_completion(client, request, config.timeout_s)
+            received = await send(client, request, config.timeout_s)
         else:
-            async with gate:
-                result = await stream_completion(client, request, config.timeout_s)
+            async with gate:  # held while the request is in flight, not while its stream is parsed
+                received = await send(client, request, config.timeout_s)
+        result = await timed(received)
         if bar:
             bar.advance(result.ok)
         return result
@@ -161,8 +164,12 @@ async def _prompt_maker(
         text = synthetic_prompts(1, words, seed=config.seed - 1 - words)[0].text
         probes.append((words, await _probe(client, config, model, text)))
     words = words_for_tokens(config.input_tokens, tokens_per_word(*probes))
-    description = f"synthetic: ~{config.input_tokens} input tokens ({words} words), {config.output_tokens} output tokens"
-    return description, lambda index: synthetic_prompts(config.num_prompts, words, seed=config.seed + index)
+    spread = f" (lengths ±{config.range_ratio:.0%})" if config.range_ratio else ""
+    description = (f"synthetic: ~{config.input_tokens} input tokens ({words} words), "
+                   f"{config.output_tokens} output tokens{spread}")
+    return description, lambda index: synthetic_prompts(
+        config.num_prompts, words, seed=config.seed + index,
+        output_tokens=config.output_tokens if config.range_ratio else None, range_ratio=config.range_ratio)
 
 
 async def _probe(client: StreamClient, config: BenchConfig, model: str, text: str) -> int:

@@ -66,6 +66,9 @@ def bench_command(args: argparse.Namespace, out: TextIO | None = None, err: Text
     if (args.stack is None) != (args.service is None):
         print("inferfleet bench: --stack and --service go together", file=err)
         return 2
+    if args.range_ratio and args.prompts is not None:
+        print("inferfleet bench: --range-ratio draws synthetic lengths; a --prompts file gives its own", file=err)
+        return 2
     if args.request_rate is not None and args.concurrency is not None and len(args.concurrency) > 1:
         print("inferfleet bench: with --request-rate, --concurrency takes one value (a cap)", file=err)
         return 2
@@ -119,6 +122,7 @@ def _config(args: argparse.Namespace, service: ServiceSpec | None) -> BenchConfi
         ignore_eos=args.ignore_eos,
         timeout_s=args.timeout,
         seed=args.seed,
+        range_ratio=args.range_ratio,
     )
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from components.loadtest.sse import SseParser
-from components.loadtest.stream_client import HttpError, StreamClient
+from components.loadtest.stream_client import HttpError, StreamClient, StreamedResponse
 
 Api = Literal["chat", "completions"]
 API_PATHS: dict[Api, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
@@ -188,36 +188,55 @@ def _error_message(error: Any) -> str:
     return str(error)
 
 
-async def stream_completion(client: StreamClient, request: StreamRequest, timeout_s: float) -> RequestResult:
-    """Send one streaming request and time it; every failure becomes `error`, never an exception.
+@dataclass(frozen=True)
+class Received:
+    """One request's response as it came off the network, not yet parsed, with the recorder that times it;
+    `response` is None when no stream began (the recorder's result says why)."""
 
-    The clock starts just before the request bytes are written; each SSE payload is stamped with the
-    time of the network read that completed it (StreamClient stamps reads as the loop takes them).
-    Parsing waits until the response has ended (the stored reads are replayed, in slices of
-    REPLAY_SLICE reads per turn of the loop), so no stream's token waits behind another's JSON.
+    recorder: StreamRecorder
+    response: StreamedResponse | None
+
+
+async def send(client: StreamClient, request: StreamRequest, timeout_s: float) -> Received:
+    """Send one streaming request and wait until its response has ended; every failure is recorded, never raised.
+
+    The clock starts just before the request bytes are written; each read is stamped as the event loop
+    takes it (StreamClient). Nothing is parsed here, so a caller that holds a concurrency slot for the
+    request gives it back as soon as the stream ends, as vLLM's client does (it parses as it reads): were
+    the slot held through the parsing, the next request of a closed loop would go out late, after the
+    engine has started a step without it.
     """
     url = client.base_url + API_PATHS[request.api]
     wire = client.encode_post(API_PATHS[request.api], json.dumps(request_body(request)).encode())
-    start = time.perf_counter()
-    recorder = StreamRecorder(request.api, start)
+    recorder = StreamRecorder(request.api, time.perf_counter())
+    failed = Received(recorder, None)
     try:
         async with asyncio.timeout(timeout_s):
             response = await client.post(wire)
     except TimeoutError:
         recorder.result.error = f"timed out after {timeout_s:g} s"
-        return recorder.result
+        return failed
     except (HttpError, ConnectionResetError) as error:
         recorder.result.error = f"broken response from {url}: {error}"
-        return recorder.result
+        return failed
     except OSError as error:
         recorder.result.error = f"cannot connect to {client.base_url}: {error.strerror or error}"
-        return recorder.result
+        return failed
     if response.status != 200:
         text = response.body().decode("utf-8", errors="replace")[:200].strip()
         recorder.result.error = f"HTTP {response.status} from {url}: {text or response.reason}"
-        return recorder.result
+        return failed
     if response.content_type != "text/event-stream":
         recorder.result.error = f"expected text/event-stream from {url}, got {response.content_type}"
+        return failed
+    return Received(recorder, response)
+
+
+async def timed(received: Received) -> RequestResult:
+    """The timings of a received stream. Its reads are replayed in slices of REPLAY_SLICE per turn of the
+    loop, so no other stream's token waits behind this one's JSON."""
+    recorder, response = received.recorder, received.response
+    if response is None:
         return recorder.result
     try:
         for index, (piece, now) in enumerate(zip(response.pieces, response.stamps, strict=True)):
@@ -226,8 +245,13 @@ async def stream_completion(client: StreamClient, request: StreamRequest, timeou
             if not recorder.feed_read(piece, now):
                 break
         else:
-            recorder.end_of_body(response.stamps[-1] if response.stamps else start)
+            recorder.end_of_body(response.stamps[-1] if response.stamps else recorder.result.start)
     except UnicodeDecodeError:
         recorder.result.error = "malformed SSE: the stream is not UTF-8"
         return recorder.result
     return recorder.finish()
+
+
+async def stream_completion(client: StreamClient, request: StreamRequest, timeout_s: float) -> RequestResult:
+    """Send one streaming request and time it (`send`, then `timed`); every failure becomes `error`."""
+    return await timed(await send(client, request, timeout_s))

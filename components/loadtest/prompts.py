@@ -9,6 +9,7 @@ see bench.py) into a word count.
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,12 +79,35 @@ def _prompt(item: object, where: str) -> Prompt:
     return Prompt(text, output)
 
 
-def synthetic_prompts(count: int, words: int, seed: int = 0) -> list[Prompt]:
-    """`count` prompts of `words` random words each, reproducible from `seed`."""
+def synthetic_prompts(
+    count: int, words: int, seed: int = 0, *, output_tokens: int | None = None, range_ratio: float = 0.0
+) -> list[Prompt]:
+    """`count` prompts of random words, reproducible from `seed`.
+
+    With a `range_ratio`, each prompt's word count and output length are drawn uniformly around `words`
+    and `output_tokens` (`length_range`), as vLLM's `--random-range-ratio` draws its lengths: requests of
+    one length finish together, so a closed loop sends its next ones in waves, and a latency then depends
+    on whether a wave catches an engine step, not on the load.
+    """
     if count < 1 or words < 1:
         raise ValueError("count and words must be positive")
+    if not 0.0 <= range_ratio < 1.0:
+        raise ValueError("range_ratio must be in [0, 1)")
     rng = random.Random(seed)
-    return [Prompt(" ".join(rng.choices(WORDS, k=words))) for _ in range(count)]
+    if range_ratio == 0.0:
+        return [Prompt(" ".join(rng.choices(WORDS, k=words)), output_tokens) for _ in range(count)]
+    word_range = length_range(words, range_ratio)
+    output_range = length_range(output_tokens, range_ratio) if output_tokens is not None else None
+    return [
+        Prompt(" ".join(rng.choices(WORDS, k=rng.randint(*word_range))),
+               rng.randint(*output_range) if output_range else None)
+        for _ in range(count)
+    ]
+
+
+def length_range(length: int, range_ratio: float) -> tuple[int, int]:
+    """Inclusive bounds [floor(L(1-r)), ceil(L(1+r))], at least 1: vLLM's sampling interval for a length."""
+    return max(1, math.floor(length * (1 - range_ratio))), max(1, math.ceil(length * (1 + range_ratio)))
 
 
 def tokens_per_word(short: tuple[int, int], long: tuple[int, int]) -> float:

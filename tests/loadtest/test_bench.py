@@ -3,6 +3,7 @@ the SLO verdict from a stack file, and every way the command refuses to run."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 
 from components.cli import main
+from components.loadtest import bench as bench_module
+from components.loadtest.openai_stream import Received, RequestResult, timed
 from loadtest.openai_peer import OpenAIPeer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +58,44 @@ def test_each_concurrency_level_is_a_run_of_num_prompts(peer: OpenAIPeer, capsys
     # the peer counts a word as a token (+3): 32 tokens -> 32 words per synthetic prompt
     assert {len(b["messages"][0]["content"].split()) for b in counted} == {32}
     assert len({b["messages"][0]["content"] for b in counted}) == 16, "prompts repeat: the prefix cache would flatter TTFT"
+
+
+def test_a_closed_loop_sends_the_next_request_before_timing_the_last(
+    peer: OpenAIPeer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The concurrency slot comes back when a stream ends, not once it is parsed: held through the parsing,
+    the next request would leave late and miss the engine step it could have joined (vLLM's client parses as
+    it reads, so its next request leaves at once)."""
+    next_sent_first = []
+
+    async def timed_once_the_next_is_sent(received: Received) -> RequestResult:
+        sent = len(peer.bodies)
+        for _ in range(100):
+            if len(peer.bodies) > sent:
+                break
+            await asyncio.sleep(0.01)
+        next_sent_first.append(len(peer.bodies) > sent)
+        return await timed(received)
+
+    monkeypatch.setattr(bench_module, "timed", timed_once_the_next_is_sent)
+    code, report = bench_json(capsys, peer.url, "--concurrency", "1", "--num-prompts", "4",
+                              "--input-tokens", "8", "--output-tokens", "2")
+    assert code == 0 and report["levels"][0]["completed"] == 4
+    assert next_sent_first == [True, True, True, False]
+
+
+def test_a_range_ratio_varies_each_requests_lengths(peer: OpenAIPeer, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = bench_json(capsys, peer.url, "--concurrency", "4", "--num-prompts", "40", "--input-tokens", "40",
+                              "--output-tokens", "10", "--range-ratio", "0.5", "--ignore-eos")
+    (level,) = report["levels"]
+    assert code == 0 and level["completed"] == 40
+    assert "(lengths ±50%)" in report["prompts"]
+    counted = peer.bodies[2:]
+    outputs = [b["max_tokens"] for b in counted]
+    assert min(outputs) >= 5 and max(outputs) <= 15 and len(set(outputs)) > 3
+    assert level["total_output_tokens"] == sum(outputs)
+    words = [len(b["messages"][0]["content"].split()) for b in counted]
+    assert min(words) >= 20 and max(words) <= 60 and len(set(words)) > 3
 
 
 def test_request_rate_runs_open_loop(peer: OpenAIPeer, capsys: pytest.CaptureFixture[str]) -> None:
@@ -211,6 +252,7 @@ def test_lengths_are_required_without_a_stack(peer: OpenAIPeer, capsys: pytest.C
     [
         ["--stack", "stacks/dev.yaml"],
         ["--request-rate", "2", "--concurrency", "1,2"],
+        ["--prompts", "prompts.jsonl", "--range-ratio", "0.5"],
     ],
 )
 def test_flag_combinations_that_make_no_sense_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -224,7 +266,8 @@ def test_a_url_that_is_not_http_is_a_usage_error(url: str, capsys: pytest.Captur
     assert (code, err) == (2, f"inferfleet bench: needs an http:// or https:// base URL, got {url!r}\n")
 
 
-@pytest.mark.parametrize("argv", [["--concurrency", "0"], ["--concurrency", "1,x"], ["--request-rate", "-1"], ["--num-prompts", "0"]])
+@pytest.mark.parametrize("argv", [["--concurrency", "0"], ["--concurrency", "1,x"], ["--request-rate", "-1"], ["--num-prompts", "0"],
+                                  ["--range-ratio", "1"], ["--range-ratio", "-0.1"], ["--range-ratio", "x"]])
 def test_bad_flag_values_are_argparse_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["bench", "http://127.0.0.1:9", *argv])

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from components.loadtest.errors import LoadTestError
-from components.loadtest.prompts import Prompt, read_jsonl, synthetic_prompts, tokens_per_word, words_for_tokens
+from components.loadtest.prompts import (
+    Prompt,
+    length_range,
+    read_jsonl,
+    synthetic_prompts,
+    tokens_per_word,
+    words_for_tokens,
+)
 
 
 def test_jsonl_prompts_with_optional_output_lengths_and_blank_lines(tmp_path: Path) -> None:
@@ -46,6 +53,29 @@ def test_synthetic_prompts_are_reproducible_and_distinct() -> None:
     assert first != synthetic_prompts(5, words=12, seed=4)
     assert all(len(p.text.split()) == 12 for p in first)
     assert len({p.text.split()[0:3].__str__() for p in first}) > 1  # no shared prefix for the cache to hit
+
+
+def test_a_range_ratio_draws_lengths_within_vllms_interval() -> None:
+    prompts = synthetic_prompts(400, words=100, seed=1, output_tokens=32, range_ratio=0.5)
+    words = [len(p.text.split()) for p in prompts]
+    outputs = [p.output_tokens for p in prompts]
+    assert (min(words), max(words)) == (50, 150) and (min(outputs), max(outputs)) == (16, 48)
+    assert 95 <= sum(words) / len(words) <= 105 and 30 <= sum(o for o in outputs if o) / len(outputs) <= 34
+    assert prompts == synthetic_prompts(400, words=100, seed=1, output_tokens=32, range_ratio=0.5)
+
+
+def test_without_a_range_ratio_every_prompt_has_the_given_lengths() -> None:
+    prompts = synthetic_prompts(5, words=12, seed=3, output_tokens=7)
+    assert [p.text for p in prompts] == [p.text for p in synthetic_prompts(5, words=12, seed=3)]
+    assert {p.output_tokens for p in prompts} == {7}
+
+
+def test_length_range_bounds_round_outwards_and_stay_positive() -> None:
+    assert length_range(32, 0.5) == (16, 48)
+    assert length_range(5, 0.3) == (3, 7)
+    assert length_range(1, 0.9) == (1, 2)
+    with pytest.raises(ValueError):
+        synthetic_prompts(1, words=3, range_ratio=1.0)
 
 
 def test_token_slope_from_two_probes_sizes_prompts() -> None:
