@@ -396,18 +396,22 @@ def prometheus(cluster: RayCluster, stack: Stack, tmp_path_factory: pytest.TempP
         wait_ready(f"{prom.url}/-/ready", process, prom.log, "Prometheus", PROMETHEUS_STARTUP_S)
         run = Run(prom, time.time())
         send_traffic(cluster, stack.service.model.name)
+        traffic_counted = time.time()  # Ray's scrape had every counted request by now (send_traffic waits for it)
         with engine_kept_busy(cluster, stack.service.model.name):
-            wait_for_data(run, stack)
+            wait_for_data(run, stack, traffic_counted)
         yield run
     finally:
         stop(process)
 
 
-def wait_for_data(run: Run, stack: Stack) -> None:
-    """Until every name and every expression that should have data has it, or the deadline (the tests then
-    say which did not): Ray exports every few seconds, rates need two samples, records one evaluation."""
+def wait_for_data(run: Run, stack: Stack, traffic_counted: float) -> None:
+    """Until every name and every expression that should have data has it, and Prometheus has scraped Ray
+    since `traffic_counted` (so a counter holds every request, not the count of the scrape before), or the
+    deadline (the tests then say which did not): Ray exports every few seconds, rates need two samples,
+    records one evaluation."""
     expected = [e.expr for e in selected_expressions(stack) if e.kind != "alert" and e.no_data_reason() is None]
     expected += [f"{name} or {m.bucket(name)}" for name in ray_metric_names().values()]
+    expected.append(f"timestamp(up) > {traffic_counted:.3f}")
     deadline = time.monotonic() + DATA_TIMEOUT_S + RAY_EXPORT_S
     while time.monotonic() < deadline:
         if all(run.has_data(expr) for expr in expected):
