@@ -168,8 +168,8 @@ async def _prompt_maker(
     description = (f"synthetic: ~{config.input_tokens} input tokens ({words} words), "
                    f"{config.output_tokens} output tokens{spread}")
     return description, lambda index: synthetic_prompts(
-        config.num_prompts, words, seed=config.seed + index,
-        output_tokens=config.output_tokens if config.range_ratio else None, range_ratio=config.range_ratio)
+        config.num_prompts, words, seed=config.seed + index, output_tokens=config.output_tokens,
+        range_ratio=config.range_ratio)
 
 
 async def _probe(client: StreamClient, config: BenchConfig, model: str, text: str) -> int:

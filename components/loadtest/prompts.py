@@ -94,13 +94,12 @@ def synthetic_prompts(
     if not 0.0 <= range_ratio < 1.0:
         raise ValueError("range_ratio must be in [0, 1)")
     rng = random.Random(seed)
-    if range_ratio == 0.0:
-        return [Prompt(" ".join(rng.choices(WORDS, k=words)), output_tokens) for _ in range(count)]
-    word_range = length_range(words, range_ratio)
-    output_range = length_range(output_tokens, range_ratio) if output_tokens is not None else None
+
+    def drawn(length: int) -> int:
+        return rng.randint(*length_range(length, range_ratio)) if range_ratio else length
+
     return [
-        Prompt(" ".join(rng.choices(WORDS, k=rng.randint(*word_range))),
-               rng.randint(*output_range) if output_range else None)
+        Prompt(" ".join(rng.choices(WORDS, k=drawn(words))), drawn(output_tokens) if output_tokens else None)
         for _ in range(count)
     ]
 

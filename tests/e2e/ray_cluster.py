@@ -27,8 +27,7 @@ from typing import Any
 import pytest
 
 from e2e.local_servers import free_port, log_tail, start, stop, wait_ready
-from e2e.vllm_cpu import LOOPBACK, STAMP_NAME, vllm_env, vllm_venv
-from tests.tooling import missing_tool
+from e2e.vllm_cpu import LOOPBACK, vllm_env, vllm_python
 
 DEPLOY_SCRIPT = Path(__file__).with_name("ray_serve_deploy.py")
 APP_DIR = Path(__file__).parent
@@ -42,12 +41,9 @@ OBJECT_STORE_BYTES = 256 * 2**20
 
 
 def ray_bin(name: str) -> Path:
-    """A program of .venv-vllm (`python`, `ray`); skips the calling test when the venv is missing or
-    incomplete (no stamp: the script writes it last), fails under CI=true."""
-    venv = vllm_venv()
-    if not (venv / STAMP_NAME).exists():
-        missing_tool(f"{venv} is missing or incomplete: build it with scripts/vllm_cpu_venv.sh (make e2e does)")
-    return venv / "bin" / name
+    """A program of .venv-vllm (`python`, `ray`), with vllm_python's rule for a missing or incomplete venv:
+    skip the calling test, fail under CI=true."""
+    return vllm_python().with_name(name)
 
 
 @dataclass(frozen=True)

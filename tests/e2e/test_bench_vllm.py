@@ -60,11 +60,11 @@ OUTPUT_TOKENS = 32
 RANGE_RATIO = 0.5
 TOLERANCE = 0.10
 ROUND_TIMEOUT_S = 300
+"""A client that has not finished a round by then is killed, and the test fails with its log."""
 CLIENT_CPU = max(os.sched_getaffinity(0))
 """Both clients run on this one CPU (vLLM's CPU backend leaves the last one to its API server). Left to the
 scheduler, each client lands where it likes, and one that shares the engine's core slows the engine: seen
 here, one run of this test with ours 12% slower in 7 rounds of 8, the next run within 1%."""
-"""A client that has not finished a round by then is killed, and the test fails with its log."""
 
 # Both drivers: freeze the GC and print "started"; then per stdin line of JSON arguments run the client
 # once and print the outcome line. The command's own output goes to stderr (the driver's log), so stdout

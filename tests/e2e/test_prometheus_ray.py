@@ -34,7 +34,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -56,7 +56,7 @@ from components.spec.models import ServiceSpec, StackSpec
 from components.stack import load_stack
 from e2e.local_servers import REQUEST_TIMEOUT_S, free_port, post, start, stop, wait_ready
 from e2e.ray_cluster import RayCluster, deploy, ray_bin, ray_cluster, ray_env
-from e2e.test_prometheus_vllm import Prometheus, expression_failures, prometheus_binary, reads
+from e2e.test_prometheus_vllm import Prometheus, expression_failures, prometheus_binary, reads, unscraped
 from e2e.vllm_cpu import CPU_MAX_MODEL_LEN, LOOPBACK, REPO_ROOT, TINY_MODEL_SCRIPT
 
 STACK = REPO_ROOT / "stacks" / "prod.yaml"
@@ -265,22 +265,19 @@ def exported_total(cluster: RayCluster, name: str, *matchers: str) -> float:
                if line.startswith(name + "{") and all(matcher in line for matcher in matchers))
 
 
+def exported_until(cluster: RayCluster, done: Callable[[float], bool], name: str, *matchers: str) -> float:
+    """Ray's total for the metric once `done` accepts it, or the last total seen when Ray's export time has
+    passed: Serve's proxy and the workers report to the agent every few seconds."""
+    deadline = time.monotonic() + RAY_EXPORT_S + DATA_TIMEOUT_S
+    while not done(found := exported_total(cluster, name, *matchers)) and time.monotonic() < deadline:
+        time.sleep(1)
+    return found
+
+
 def wait_exported(cluster: RayCluster, total: float, name: str, *matchers: str) -> None:
-    """Until Ray's scrape counts `total`: Serve's proxy and the workers report to the agent every few seconds."""
-    deadline = time.monotonic() + RAY_EXPORT_S + DATA_TIMEOUT_S
-    while (found := exported_total(cluster, name, *matchers)) != total:
-        assert time.monotonic() < deadline, f"{name}{matchers}: Ray exports {found}, not {total}"
-        time.sleep(1)
-
-
-def wait_counted(cluster: RayCluster, name: str) -> bool:
-    """Whether Ray's scrape shows the counter above zero within the time Ray takes to export."""
-    deadline = time.monotonic() + RAY_EXPORT_S + DATA_TIMEOUT_S
-    while exported_total(cluster, name) == 0:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(1)
-    return True
+    """Until Ray's scrape counts `total`."""
+    found = exported_until(cluster, lambda value: value == total, name, *matchers)
+    assert found == total, f"{name}{matchers}: Ray exports {found}, not {total}"
 
 
 def send_traffic(cluster: RayCluster, model: str) -> None:
@@ -299,7 +296,7 @@ def send_traffic(cluster: RayCluster, model: str) -> None:
                                       ignore_eos=True),
                 range(PREEMPTION_BURST)))
         assert statuses == [200] * PREEMPTION_BURST, statuses
-        if wait_counted(cluster, preemptions):
+        if exported_until(cluster, lambda value: value > 0, preemptions) > 0:
             break
     else:
         pytest.fail(f"{PREEMPTION_TRIES} bursts of {PREEMPTION_BURST} sequences, and Ray exports no {preemptions}")
@@ -424,9 +421,7 @@ def wait_for_data(run: Run, stack: Stack, traffic_counted: float) -> None:
 
 @pytest.mark.e2e
 def test_every_ray_metric_name_is_scraped(prometheus: Run) -> None:
-    scraped = set(prometheus.prom.get("/api/v1/label/__name__/values"))
-    missing = {key: name for key, name in ray_metric_names().items()
-               if name not in scraped and m.bucket(name) not in scraped}
+    missing, scraped = unscraped(prometheus.prom, ray_metric_names())
     assert not missing, (
         f"metric_names.py names Ray metrics the pinned Ray and vLLM do not expose: {missing}; Ray exposes: "
         f"{sorted(n for n in scraped if n.startswith('ray_serve') or n.startswith('ray_vllm'))}"

@@ -265,11 +265,15 @@ def send_traffic(server: Server) -> None:
 # --- the tests ----------------------------------------------------------------------------------
 
 
+def unscraped(prometheus: Prometheus, names: dict[str, str]) -> tuple[dict[str, str], set[str]]:
+    """The names (a histogram by its `_bucket` series) Prometheus has no series of, and every name it has."""
+    scraped = set(prometheus.get("/api/v1/label/__name__/values"))
+    return {key: name for key, name in names.items() if name not in scraped and m.bucket(name) not in scraped}, scraped
+
+
 @pytest.mark.e2e
 def test_every_vllm_metric_name_is_scraped(prometheus: Prometheus) -> None:
-    scraped = set(prometheus.get("/api/v1/label/__name__/values"))
-    missing = {key: name for key, name in vllm_metric_names().items()
-               if name not in scraped and m.bucket(name) not in scraped}
+    missing, scraped = unscraped(prometheus, vllm_metric_names())
     assert not missing, (
         f"metric_names.py names metrics the pinned vLLM does not expose (renamed by a release?): {missing}; "
         f"vLLM exposes: {sorted(n for n in scraped if not n.startswith(PROMETHEUS_OWN))}"
