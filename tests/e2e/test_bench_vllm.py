@@ -49,7 +49,7 @@ from typing import IO
 import pytest
 
 from components.loadtest.prompts import length_range
-from e2e.local_servers import REQUEST_TIMEOUT_S, Server
+from e2e.local_servers import REQUEST_TIMEOUT_S, Server, log_tail
 from e2e.vllm_cpu import REPO_ROOT, vllm_env, vllm_python
 
 CONCURRENCY = 4
@@ -172,8 +172,7 @@ class Driver:
 
     def fail(self, why: str) -> None:
         self.log.flush()
-        tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
-        pytest.fail(f"{self.name} {why}:\n{tail}", pytrace=False)
+        pytest.fail(f"{self.name} {why}:\n{log_tail(self.log_path, 30)}", pytrace=False)
 
     def close(self) -> None:
         if self.process.stdin is not None:
