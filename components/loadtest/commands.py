@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import TextIO
 
 from components.loadtest import runtime
 from components.loadtest.bench import BenchConfig, BenchRun, Level, run_bench
 from components.loadtest.errors import LoadTestError
-from components.loadtest.report import render_json, render_text
+from components.loadtest.report import render_json, render_text, request_lines
 from components.loadtest.slo import SloCheck, check_slo
 from components.loadtest.smoke import run_smoke
 from components.loadtest.target import service_from_stack
@@ -87,6 +90,12 @@ def bench_command(args: argparse.Namespace, out: TextIO | None = None, err: Text
     except LoadTestError as error:
         print(f"inferfleet bench: {error}", file=err)
         return 1
+    if args.save_requests is not None:
+        try:
+            write_atomically(Path(args.save_requests), "".join(line + "\n" for line in request_lines(run)))
+        except OSError as error:
+            print(f"inferfleet bench: cannot write {args.save_requests}: {error.strerror or error}", file=err)
+            return 1
     checks = _slo_checks(run, service)
     if args.json:
         print(json.dumps(render_json(run, checks), indent=2), file=out)
@@ -99,6 +108,18 @@ def bench_command(args: argparse.Namespace, out: TextIO | None = None, err: Text
     if nothing:
         print("inferfleet bench: no request succeeded at some load level", file=err)
     return 1 if breached or nothing else 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write beside the target and rename into place: a reader never sees half a file, a failure leaves none."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _config(args: argparse.Namespace, service: ServiceSpec | None) -> BenchConfig:

@@ -60,6 +60,8 @@ class RequestResult:
     tokens_from_usage: bool = False
     text: str = ""
     error: str | None = None
+    read_delay: float = 0.0
+    """The longest its bytes waited in the socket before the client read them (StreamedResponse.read_delay)."""
 
     @property
     def ok(self) -> bool:
@@ -238,6 +240,7 @@ async def timed(received: Received) -> RequestResult:
     recorder, response = received.recorder, received.response
     if response is None:
         return recorder.result
+    recorder.result.read_delay = response.read_delay
     try:
         for index, (piece, now) in enumerate(zip(response.pieces, response.stamps, strict=True)):
             if index and index % REPLAY_SLICE == 0:

@@ -3,22 +3,23 @@ per connection, and a receive path that only stamps the clock and keeps the byte
 
 Why not aiohttp here (it still serves `/v1/models`, the health checks and the probes' neighbours):
 at hundreds of concurrent streams the client's time per SSE event is what delays the TTFT it stamps.
-Measured on the 2-core machine (benchmarks/bench_client_overhead.py), aiohttp spent about 1 ms of
-CPU building and sending each request and 40-50 us per received event (its protocol, parser, stream
-reader, a task wake-up per read), and the stamp was taken only when the request's task next ran,
-behind every other stream's wake-up queued in the same loop iteration. Here:
+Measured on the 2-core machine, aiohttp spent about 1 ms of CPU building and sending each request and
+40-50 us per received event (its protocol, parser, stream reader, a task wake-up per read), and the stamp
+was taken only when the request's task next ran, behind every other stream's wake-up. Here:
 
-- the receive timestamp is taken in `data_received`, i.e. when the event loop read the socket, so a
-  token is stamped before (not after) the queue of other streams' work of that loop iteration;
+- every read is stamped with the kernel's receive time (arrival.py), so neither the other streams' work
+  nor the machine descheduling the client moves a token's stamp; a read is taken by a socket reader
+  callback on the event loop, without a task wake-up;
 - the hot path per read is the clock, HTTP framing (chunked or Content-Length, a few slices) and two
   list appends; the task waits once for the whole response, not once per read, and the SSE and JSON
   parsing happen after the response has ended (openai_stream.py), from the stored (time, bytes) pairs;
-- a request is one pre-built `bytes` written to a pooled connection.
+- a request is one pre-built `bytes` written to a pooled connection, whose TCP handshake (and TLS's)
+  happened before the level's clock started (`open`).
 
 What TTFT and ITL mean does not change: every payload piece keeps the time of the network read that
 brought it, which is what a per-chunk `perf_counter()` in vLLM's client approximates.
 
-Scope, deliberately: http and https (TLS via the standard library), identity encoding (no
+Scope, deliberately: http and https (TLS via the standard library's memory BIO), identity encoding (no
 Accept-Encoding is sent), no proxies, no redirects. A reused keep-alive connection that the server
 closed while idle is retried once on a new connection, before any response byte has arrived.
 """
@@ -28,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import time
 from dataclasses import dataclass, field
-from typing import cast
 from urllib.parse import urlsplit
+
+from components.loadtest import arrival
+from components.loadtest.arrival import READ_BYTES
 
 MAX_HEAD_BYTES = 64 * 1024
 _HEAD, _SIZE, _DATA, _DATA_END, _TRAILER, _LENGTH, _UNTIL_CLOSE, _DONE = range(8)
@@ -54,6 +56,9 @@ class StreamedResponse:
     headers: dict[str, str] = field(default_factory=dict)
     pieces: list[bytes] = field(default_factory=list)
     stamps: list[float] = field(default_factory=list)
+    read_delay: float = 0.0
+    """The longest any of its bytes waited in the socket before the client read them: what stamping in user
+    space, as most clients do, would have added to a token's time."""
 
     @property
     def content_type(self) -> str:
@@ -209,23 +214,77 @@ class _Framer:
             self.keep_alive = False
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; `data_received` is the whole per-read hot path."""
+class _Connection:
+    """One keep-alive connection on a raw non-blocking socket; `_readable` is the whole per-read hot path.
 
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+    Every read is stamped with the kernel's receive time (arrival.py), so a client that the machine
+    deschedules for a while still records when each token arrived, not when it got around to reading it.
+    TLS runs through a memory BIO: the ciphertext's arrival stamps the plaintext it decrypts to.
+    """
+
+    def __init__(self, sock: socket.socket, tls: ssl.SSLObject | None = None,
+                 tls_in: ssl.MemoryBIO | None = None, tls_out: ssl.MemoryBIO | None = None) -> None:
+        self.sock = sock
         self.closed = False
+        self._tls, self._tls_in, self._tls_out = tls, tls_in, tls_out
         self._framer: _Framer | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._out = b""
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a request is one small write
+    @classmethod
+    async def open(cls, host: str, port: int, tls: ssl.SSLContext | None) -> _Connection:
+        """Connect (and shake hands, for https); OSError when the server cannot be reached."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        error: OSError | None = None
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, address)
+                if family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a request is one small write
+                arrival.enable(sock)
+                if tls is None:
+                    return cls(sock)
+                return cls(sock, *await _handshake(loop, sock, tls, host))
+            except OSError as failed:
+                sock.close()
+                error = failed
+            except BaseException:
+                sock.close()
+                raise
+        raise error or OSError(f"cannot resolve {host}")
 
-    def data_received(self, data: bytes) -> None:
-        now = time.perf_counter()
+    def _readable(self) -> None:
+        try:
+            data, now, read_at, _ = arrival.receive(self.sock)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._lost(error)
+            return
+        if self._framer is not None:
+            response = self._framer.response
+            response.read_delay = max(response.read_delay, read_at - now)
+        if not data:
+            self._lost(None)
+            return
+        ended = False
+        if self._tls is not None:
+            try:
+                data, ended = self._decrypt(data)
+            except ssl.SSLError as error:
+                self._lost(error)
+                return
+        if data:
+            self._deliver(data, now)
+        if ended:
+            self._lost(None)
+
+    def _deliver(self, data: bytes, now: float) -> None:
         framer = self._framer
         if framer is None:  # bytes nobody asked for: the connection cannot be trusted any more
             self._abort()
@@ -239,26 +298,58 @@ class _Connection(asyncio.Protocol):
         if complete:
             self._finish(None)
 
-    def eof_received(self) -> bool:
-        return False  # close the transport; connection_lost settles the waiter
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        framer = self._framer
-        if framer is not None and self._waiter is not None and not self._waiter.done():
-            if exc is None and framer.feed_eof():
-                self._finish(None)
-            else:
-                reason = f": {exc}" if exc else ""
-                self._finish(ConnectionResetError(f"server closed the connection before the response ended{reason}"))
+    def _decrypt(self, data: bytes) -> tuple[bytes, bool]:
+        """(the plaintext the ciphertext in `data` completes, whether the peer ended the TLS session)."""
+        assert self._tls is not None and self._tls_in is not None
+        self._tls_in.write(data)
+        plain = []
+        while True:
+            try:
+                piece = self._tls.read(READ_BYTES)
+            except ssl.SSLWantReadError:
+                return b"".join(plain), False
+            except ssl.SSLZeroReturnError:
+                return b"".join(plain), True
+            if not piece:
+                return b"".join(plain), True
+            plain.append(piece)
 
     def start(self, request: bytes, waiter: asyncio.Future[None]) -> _Framer:
         """Send one request; `waiter` is settled when its response has ended (or failed)."""
-        assert self.transport is not None
         self._framer = framer = _Framer()
         self._waiter = waiter
-        self.transport.write(request)
+        if self._tls is not None:
+            assert self._tls_out is not None
+            self._tls.write(request)
+            request = self._tls_out.read()
+        self._send(request)
         return framer
+
+    def _send(self, data: bytes) -> None:
+        if not self._out:
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as error:
+                self._lost(error)
+                return
+            data = data[sent:]
+            if data:
+                self._loop.add_writer(self.sock.fileno(), self._flush)
+        self._out += data
+
+    def _flush(self) -> None:
+        try:
+            sent = self.sock.send(self._out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._lost(error)
+            return
+        self._out = self._out[sent:]
+        if not self._out:
+            self._loop.remove_writer(self.sock.fileno())
 
     def release(self) -> bool:
         """After a response: whether the connection may carry another request."""
@@ -267,6 +358,17 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self._framer = None
+        self._abort()
+
+    def _lost(self, error: OSError | ssl.SSLError | None) -> None:
+        """The peer closed (error None) or the socket failed: settle the request in flight, then close."""
+        framer = self._framer
+        if framer is not None and self._waiter is not None and not self._waiter.done():
+            if error is None and framer.feed_eof():
+                self._finish(None)
+            else:
+                reason = f": {error}" if error else ""
+                self._finish(ConnectionResetError(f"server closed the connection before the response ended{reason}"))
         self._abort()
 
     def _finish(self, error: BaseException | None) -> None:
@@ -278,9 +380,29 @@ class _Connection(asyncio.Protocol):
                 waiter.set_exception(error)
 
     def _abort(self) -> None:
+        if self.sock.fileno() >= 0:
+            self._loop.remove_reader(self.sock.fileno())
+            self._loop.remove_writer(self.sock.fileno())
+            self.sock.close()
         self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+
+
+async def _handshake(loop: asyncio.AbstractEventLoop, sock: socket.socket, context: ssl.SSLContext,
+                     host: str) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
+    """TLS over the connected socket through memory BIOs (so reads keep their kernel stamps afterwards)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=host)
+    while True:
+        try:
+            tls.do_handshake()
+            await loop.sock_sendall(sock, outgoing.read())
+            return tls, incoming, outgoing
+        except ssl.SSLWantReadError:
+            await loop.sock_sendall(sock, outgoing.read())
+            data = await loop.sock_recv(sock, READ_BYTES)
+            if not data:
+                raise ConnectionResetError("the server closed the connection during the TLS handshake") from None
+            incoming.write(data)
 
 
 class StreamClient:
@@ -290,7 +412,7 @@ class StreamClient:
     timed as TTFT); a connection goes back to it only after a complete keep-alive response.
     """
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, tls: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http:// or https:// URL, got {base_url!r}")
@@ -299,7 +421,7 @@ class StreamClient:
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._prefix = parts.path.rstrip("/")
         self._host_header = parts.netloc.rpartition("@")[2]
-        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        self._ssl = (tls or ssl.create_default_context()) if parts.scheme == "https" else None
         self._idle: list[_Connection] = []
 
     async def __aenter__(self) -> StreamClient:
@@ -333,9 +455,7 @@ class StreamClient:
         for attempt in (0, 1):
             connection, reused = self._take()
             if connection is None:
-                _, connection = await loop.create_connection(
-                    _Connection, self._host, self._port, ssl=self._ssl, server_hostname=self._host if self._ssl else None
-                )
+                connection = await self._connect()
             waiter = loop.create_future()
             framer = connection.start(request, waiter)
             try:
@@ -354,6 +474,19 @@ class StreamClient:
                 connection.close()
             return framer.response
         raise AssertionError("unreachable")
+
+    async def open(self, connections: int) -> None:
+        """Open connections until `connections` are idle, so that no timed request pays for a TCP (or TLS)
+        handshake: a closed loop of N streams first sends N requests at once, and their connects, queued
+        behind each other in both event loops, would be timed as TTFT (a first wave of 256 new connections
+        here added 30 to 60 ms to every request of the wave)."""
+        self._idle = [c for c in self._idle if not c.closed]
+        missing = connections - len(self._idle)
+        if missing > 0:
+            self._idle.extend(await asyncio.gather(*(self._connect() for _ in range(missing))))
+
+    async def _connect(self) -> _Connection:
+        return await _Connection.open(self._host, self._port, self._ssl)
 
     def _take(self) -> tuple[_Connection | None, bool]:
         while self._idle:

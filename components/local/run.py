@@ -21,16 +21,13 @@ from components.local import prometheus as prom
 from components.local.processes import LOOPBACK, LocalError, free_port, log_tail, start, stop, wait_ready
 from components.local.service import LocalService
 from components.local.vllm_cpu import REPO_ROOT, installed_vllm_python, vllm_venv
-from components.local.vllm_server import start_vllm, write_tiny_model
+from components.local.vllm_server import STARTUP_TIMEOUT_S, start_vllm, write_tiny_model
 from components.manifests import metric_names as m
 from components.manifests.autoscaling import REPLICA_SET_METRIC_LABEL, SERVICE_METRIC_LABEL
 from components.manifests.monitoring import SCRAPE_INTERVAL
 
 JOB = "vllm-engines"
 """The PodMonitor's name (`<engine>-engines`), which the operator's job is named after."""
-VLLM_STARTUP_S = 420
-"""Longer than the e2e tests' 240 s: a local run is watched by a person who can Ctrl-C it, and on 2 cores that
-other work shares vLLM's start was measured at 208 s; failing a slow start would only make them start again."""
 PROMETHEUS_STARTUP_S = 60
 SCRAPE_WAIT_S = 90
 """How long the bench's requests may take to show in Prometheus: a few scrapes at the PodMonitor's interval."""
@@ -90,7 +87,7 @@ def run(target: LocalService, options: Options) -> int:
         running.callback(_stop_uninterrupted, process)
         vllm = Server("vLLM", vllm_url, process, log)
         say(f"waiting for vLLM at {vllm.url} (about 90 s on 2 idle cores; log: {_shown(vllm.log)})")
-        wait_ready(f"{vllm.url}/health", vllm.process, vllm.log, "vLLM", VLLM_STARTUP_S)
+        wait_ready(f"{vllm.url}/health", vllm.process, vllm.log, "vLLM", STARTUP_TIMEOUT_S)
         wait_ready(f"{prometheus.url}/-/ready", prometheus.process, prometheus.log, "Prometheus", PROMETHEUS_STARTUP_S)
         say(f"vLLM and Prometheus ready after {time.monotonic() - began:.0f} s")
         served = _served_name(target)

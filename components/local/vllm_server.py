@@ -17,8 +17,9 @@ from components.local.processes import LocalError, start
 from components.local.vllm_cpu import TINY_MODEL_SCRIPT, cpu_args, vllm_env
 from components.manifests.vllm import SERVER_MODULE
 
-STARTUP_TIMEOUT_S = 240
-"""About 90 s measured on 2 idle cores (most of it torch compile warm-up); more when the cores are busy."""
+STARTUP_TIMEOUT_S = 600
+"""About 90 s measured on 2 idle cores (most of it torch compile warm-up), over 200 s on busy ones. Only a hang
+waits this long: a server that exits while starting fails at once (processes.wait_ready polls it)."""
 KV_CACHE_SPACE_GIB = "1"
 """VLLM_CPU_KVCACHE_SPACE: the tiny model needs little, and the machine has other work."""
 MODEL_WRITE_TIMEOUT_S = 300

@@ -32,7 +32,8 @@ from e2e.vllm_cpu import LOOPBACK, vllm_env, vllm_python
 DEPLOY_SCRIPT = Path(__file__).with_name("ray_serve_deploy.py")
 APP_DIR = Path(__file__).parent
 """On the workers' PYTHONPATH: `ray_vllm_app:build_app` is imported from here."""
-RAY_STARTUP_TIMEOUT_S = 120
+RAY_STARTUP_TIMEOUT_S = 300
+"""A few seconds idle; generous for a busy machine: a head that exits fails at once (wait_ready polls it)."""
 LOGICAL_CPUS = 8
 """Ray's CPU resource is a scheduling count, not a limit: replicas of the engine, the proxy and the
 controller each ask for one, more than the machine's 2 cores."""

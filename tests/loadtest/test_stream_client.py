@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import ssl
+import subprocess
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
-from components.loadtest.openai_stream import StreamRecorder, StreamRequest, stream_completion
+from components.loadtest.openai_stream import RequestResult, StreamRecorder, StreamRequest, stream_completion
 from components.loadtest.stream_client import HttpError, StreamClient, _Framer
+from tests.tooling import missing_tool
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -95,8 +100,8 @@ def test_broken_framing_is_an_http_error(data: bytes, message: str) -> None:
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
 
-async def serve(handler: Handler) -> tuple[asyncio.Server, str, list[int]]:
-    """A raw HTTP/1.1 server on loopback; the handler gets each connection's ordinal."""
+async def serve(handler: Handler, tls: ssl.SSLContext | None = None) -> tuple[asyncio.Server, str, list[int]]:
+    """A raw HTTP/1.1 server on loopback (https with `tls`); the handler gets each connection's ordinal."""
     connections: list[int] = []
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -106,9 +111,9 @@ async def serve(handler: Handler) -> tuple[asyncio.Server, str, list[int]]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    server = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}", connections
+    return server, f"{'https' if tls else 'http'}://localhost:{port}", connections
 
 
 async def read_request(reader: asyncio.StreamReader) -> dict[str, object]:
@@ -175,5 +180,62 @@ def test_a_connection_cut_mid_response_is_an_error_not_a_retry() -> None:
         return result.error, connections
 
     error, connections = asyncio.run(run())
-    assert error is not None and error.startswith("broken response from http://127.0.0.1:")
+    assert error is not None and error.startswith("broken response from http://localhost:")
     assert "server closed the connection before the response ended" in error and connections == [0]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost, made by openssl (skipped locally, failing in CI, without it)."""
+    if shutil.which("openssl") is None:
+        missing_tool("openssl is missing: the https test makes its certificate with it")
+    where = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(where / "key.pem"), "-out", str(where / "cert.pem")],
+                   check=True, capture_output=True)
+    return where / "cert.pem", where / "key.pem"
+
+
+def test_https_streams_are_decrypted_and_stamped_per_read(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    client_tls = ssl.create_default_context(cafile=str(cert))
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int) -> None:
+        for _ in range(2):
+            await read_request(reader)
+            stream = token_stream(f"secret{index}")
+            writer.write(stream[:-40])
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the rest of the stream arrives in a later read
+            writer.write(stream[-40:])
+            await writer.drain()
+
+    async def run() -> tuple[list[RequestResult], list[int]]:
+        server, url, connections = await serve(handler, server_tls)
+        async with server, StreamClient(url, tls=client_tls) as client:
+            results = [await stream_completion(client, REQUEST, 5.0) for _ in range(2)]
+        return results, connections
+
+    results, connections = asyncio.run(run())
+    assert [(r.error, r.text, r.output_tokens) for r in results] == [(None, "secret0", 1)] * 2
+    assert connections == [0], "the TLS connection is kept alive and reused"
+    assert all(r.latency >= r.ttft > 0 for r in results)
+
+
+def test_an_untrusted_certificate_is_a_connection_error(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int) -> None:
+        await read_request(reader)
+
+    async def run() -> str | None:
+        server, url, _ = await serve(handler, server_tls)
+        async with server, StreamClient(url) as client:  # the system's trust store: no self-signed certificate
+            return (await stream_completion(client, REQUEST, 5.0)).error
+
+    error = asyncio.run(run())
+    assert error is not None and error.startswith("cannot connect to https://localhost:") and "CERTIFICATE_VERIFY_FAILED" in error

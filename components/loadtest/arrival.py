@@ -1,0 +1,56 @@
+"""When bytes arrived, as the kernel saw it: receive timestamps for the bench client and the reference server.
+
+A program stamps a read when it gets to run; on a busy machine that is long after the bytes arrived. On a
+2-core machine with vLLM's CPU build running, any other process was measured descheduled for 150 to 500 ms
+at a time (about 2 ms of CPU in a 200 ms window, every switch involuntary), so a client that stamps in user
+space reports tokens that arrived on time as one late burst. With SO_TIMESTAMPNS, Linux records when each
+segment was received and hands the stamp to `recvmsg` as ancillary data; the age of the read's data (the
+realtime clock now, less that stamp) taken off a perf_counter reading puts it on the clock the rest of the
+code uses. Where the option does not exist (not Linux), the read's own time stands in.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+import time
+from typing import NamedTuple
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+"""Linux's value (asm-generic/socket.h; Python's socket module does not name it): a struct timespec per read."""
+KERNEL_STAMPS = sys.platform == "linux"
+ANCILLARY_BYTES = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+READ_BYTES = 256 * 1024
+
+
+def enable(sock: socket.socket) -> None:
+    """Ask the kernel to stamp what this socket receives (a listener's accepted sockets inherit it)."""
+    if KERNEL_STAMPS:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+
+class Read(NamedTuple):
+    """One read: its bytes (empty at the peer's EOF), when they arrived and when the program read them (both on
+    the perf_counter clock), and whether `arrived` is the kernel's stamp."""
+
+    data: bytes
+    arrived: float
+    read_at: float
+    kernel: bool
+
+
+def receive(sock: socket.socket) -> Read:
+    """Read what is there (raises what `recv` raises, BlockingIOError when nothing is)."""
+    if not KERNEL_STAMPS:
+        data = sock.recv(READ_BYTES)
+        now = time.perf_counter()
+        return Read(data, now, now, False)
+    data, ancillary, _, _ = sock.recvmsg(READ_BYTES, ANCILLARY_BYTES)
+    now = time.perf_counter()
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", payload[:16])
+            age = time.clock_gettime(time.CLOCK_REALTIME) - (seconds + nanoseconds / 1e9)
+            return Read(data, now - max(0.0, age), now, True)
+    return Read(data, now, now, False)
