@@ -61,11 +61,13 @@ def _render(args: argparse.Namespace) -> int:
             print(problem)
         return 1
     print(summary(rendered))
-    print(f"wrote {args.out}/resources.json, {args.out}/policy.json and {len(rendered.manifests)} objects "
+    print(f"wrote {args.out}/resources.json, {args.out}/policy.json, {args.out}/checks.json and {len(rendered.manifests)} objects "
           f"to {args.out}/manifests/")
     for violation in rendered.violations:
         print(f"{violation.enforcement}: {violation.policy}: {violation.type} {violation.name}: {violation.message}")
-    return 1 if mandatory(rendered.violations) else 0
+    for problem in rendered.problems:
+        print(f"check failed: {problem}")
+    return 1 if mandatory(rendered.violations) or rendered.problems else 0
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -20,6 +20,8 @@ ACCOUNT = "123456789012"
 SECRET_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"
 MASK = "[secret]"
+ORGANIZATION = "organization"
+"""What a self-managed backend (s3://, file://) names every stack's organization."""
 
 
 @dataclass
@@ -69,8 +71,10 @@ def _masked(value: Any) -> Any:
 class CloudMocks(pulumi.runtime.Mocks):
     """Plausible AWS and Kubernetes outputs for each resource and data-source call."""
 
-    def __init__(self, region: str):
+    def __init__(self, region: str, stack_outputs: dict[str, dict[str, Any]] | None = None):
         self.region = region
+        self.stack_outputs = stack_outputs or {}
+        """Fully qualified stack name -> its outputs, for the StackReferences a program reads."""
 
     def arn(self, service: str, resource: str, regional: bool = True) -> str:
         region = self.region if regional else ""
@@ -80,6 +84,11 @@ class CloudMocks(pulumi.runtime.Mocks):
         token = args.typ
         name = args.name
         inputs = dict(args.inputs)
+        if token == "pulumi:pulumi:StackReference":
+            stack = str(inputs.get("name") or args.resource_id or name)
+            if stack not in self.stack_outputs:
+                raise ValueError(f"no outputs mocked for stack {stack!r}; mocked: {sorted(self.stack_outputs)}")
+            return stack, {"name": stack, "outputs": self.stack_outputs[stack], "secretOutputNames": []}
         suffix = _short_hash(token, name)
         outputs: dict[str, Any] = dict(inputs)
         resource_id = f"{name}-{suffix[:8]}"
@@ -187,6 +196,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recorded: list[RecordedResource] = []
 
+    def ReadResource(self, request):  # noqa: N802 - the engine's gRPC method name
+        """A read of an existing resource (a StackReference): recorded too, so a render shows what it reads."""
+        response = super().ReadResource(request)
+        raw = json_format.MessageToDict(request.properties, preserving_proto_field_name=True)
+        self.recorded.append(RecordedResource(
+            type=request.type, name=request.name, urn=response.urn, parent=request.parent,
+            provider=request.provider, custom=True, inputs=_masked(raw), options={"read": request.id},
+        ))
+        return response
+
     def RegisterResource(self, request):  # noqa: N802 - the engine's gRPC method name
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
@@ -212,8 +231,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def install(project: str, stack: str, region: str) -> RecordingMonitor:
-    """Point the Pulumi runtime at recording mocks; returns the monitor holding the recorded resources."""
-    monitor = RecordingMonitor(CloudMocks(region))
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+def install(project: str, stack: str, region: str,
+            stack_outputs: dict[str, dict[str, Any]] | None = None) -> RecordingMonitor:
+    """Point the Pulumi runtime at recording mocks; returns the monitor holding the recorded resources.
+    `stack_outputs`: what StackReferences to other stacks read (fully qualified name -> outputs)."""
+    monitor = RecordingMonitor(CloudMocks(region, stack_outputs))
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor,
+                             organization=ORGANIZATION)
     return monitor

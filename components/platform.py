@@ -1,10 +1,14 @@
-"""The whole environment: the AWS platform component, then the cluster's add-ons on its API server.
+"""The whole environment in two phases, one Pulumi stack each (components/phases.py).
 
-`deploy` is what `__main__.py` (and `inferfleet render`) calls. Providers are built here, at the
-program's top, and passed down: an explicit AWS provider from `aws.region` (nothing from ambient
-configuration) and a Kubernetes provider from the cluster's kubeconfig. That is why the add-ons
-are a sibling of `Platform` built after it rather than its child: a component never builds a
-provider, and the Kubernetes provider needs the cluster the platform creates.
+`deploy_platform` builds the `Platform` component: everything AWS holds, the add-ons' AWS identities and,
+for a private API endpoint, the deploy runner. `deploy_workloads` builds the cluster's add-ons and serving
+objects on a Kubernetes provider made from the platform's kubeconfig, from the platform's outputs
+(components/platform_outputs.py): through a StackReference in `pulumi up -s <env>-workloads`, handed over
+directly by `deploy`, which runs both in one program for `inferfleet render` and the tests.
+
+Providers are built here, at the program's top, and passed down: an explicit AWS provider from `aws.region`
+(nothing from ambient configuration) and a Kubernetes provider from the cluster's kubeconfig; a component
+never builds a provider.
 """
 
 from __future__ import annotations
@@ -12,10 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from importlib.metadata import version
+
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.addon_roles import AddonRoles, AddonRolesArgs, ServiceAccountRef
 from components.aws.cluster import Cluster, ClusterArgs
+from components.aws.deploy_runner import DeployRunner, DeployRunnerArgs
 from components.aws.gpu_pool import GpuPool, GpuPoolArgs
 from components.aws.iam import IrsaRole, IrsaRoleArgs, PolicyStatement
 from components.aws.interruption import SpotInterruptionQueue, SpotInterruptionQueueArgs
@@ -25,19 +33,29 @@ from components.aws.storage import ModelStorage, ModelStorageArgs, repository_na
 from components.aws.tags import stack_tags
 from components.catalog import Catalog
 from components.kubernetes.addons import (
+    CLUSTER_AUTOSCALER,
     DEVICE_PLUGIN,
     GATEWAY,
+    PROMETHEUS_SERVICE_ACCOUNT,
+    PROMETHEUS_STACK,
+    TERMINATION_HANDLER,
+    TERMINATION_HANDLER_SERVICE_ACCOUNT,
     ClusterAddons,
     ClusterAddonsArgs,
+    RemoteWriteTarget,
     kubernetes_provider,
 )
+from components.kubernetes.charts import chart
 from components.kubernetes.serving import HF_TOKEN_CONFIG, ServingWorkloads, ServingWorkloadsArgs
 from components.manifests.alerting import secret_config_keys
+from components.manifests.autoscaler import SERVICE_ACCOUNT as AUTOSCALER_SERVICE_ACCOUNT
 from components.manifests.image_builds import GATE_KEY, built_services, image_builds
 from components.manifests.images import images_by_pool
 from components.manifests.serving import SERVING_NAMESPACE, s3_location, service_account_name
+from components.phases import stack_phase
 from components.planner import plan_stack
 from components.planner.plan import StackPlan
+from components.platform_outputs import DEPLOY_RUNNER, PlatformOutputs, platform_stack_name
 from components.spec import SpecSource
 from components.spec.models import ServiceSpec, StackSpec
 
@@ -85,6 +103,10 @@ class Platform(pulumi.ComponentResource):
     images: ServingImages | None
     service_images: dict[str, pulumi.Output[str]]
     """Service name -> the built image it runs (only with images.build)."""
+    region: str
+    addon_roles: AddonRoles
+    runner: DeployRunner | None
+    """The CodeBuild project that runs the workloads stack inside the VPC (cluster.deployRunner)."""
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("inferfleet:index:Platform", name, plan_record(args.plan), opts)
@@ -92,6 +114,7 @@ class Platform(pulumi.ComponentResource):
         tags = stack_tags(spec)
         child = pulumi.ResourceOptions(parent=self)
         cluster_name = f"inferfleet-{spec.environment}"
+        self.region = spec.aws.region
         self.network = Network(f"{name}-network", NetworkArgs.from_spec(spec, cluster_name, tags), opts=child)
         self.cluster = Cluster(
             f"{name}-cluster",
@@ -147,11 +170,76 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.addon_roles = self._addon_roles(name, spec, cluster_name, tags)
+        self.runner = self._deploy_runner(name, spec, cluster_name, tags)
         self.register_outputs(
             {
                 "clusterName": self.cluster.name,
                 "poolGroupNames": {name: pool.asg_name for name, pool in self.pools.items()},
             }
+        )
+
+    def outputs(self) -> PlatformOutputs:
+        """What the workloads phase needs from this platform (exported by the platform stack)."""
+        roles, prometheus = self.addon_roles, self.addon_roles.managed_prometheus
+        return PlatformOutputs(
+            cluster_name=self.cluster.name,
+            kubeconfig=self.cluster.kubeconfig,
+            asg_names={name: pool.asg_name for name, pool in self.pools.items()},
+            interruption_queue_url=self.interruption.queue_url,
+            autoscaler_role_arn=roles.autoscaler_role_arn,
+            termination_handler_role_arn=roles.termination_handler_role_arn,
+            remote_write=RemoteWriteTarget(prometheus.remote_write_url, prometheus.writer_role_arn) if prometheus else None,
+            model_reader_role_arns={name: role.arn for name, role in self.model_readers.items()},
+            service_images=dict(self.service_images),
+            gate_image=self.images.refs.get(GATE_KEY) if self.images else None,
+        )
+
+    def _addon_roles(self, name: str, spec: StackSpec, cluster_name: str, tags: dict[str, str]) -> AddonRoles:
+        """The add-ons' IRSA roles (and managed Prometheus), trusting the service accounts their charts run as."""
+        observability = spec.observability
+        prometheus = None
+        if observability.enabled and observability.managed_prometheus:
+            prometheus = ServiceAccountRef(chart(PROMETHEUS_STACK).namespace, PROMETHEUS_SERVICE_ACCOUNT)
+        return AddonRoles(
+            f"{spec.environment}-addons",
+            AddonRolesArgs(
+                environment=spec.environment,
+                cluster_name=cluster_name,
+                region=spec.aws.region,
+                oidc_provider_arn=self.cluster.oidc_provider_arn,
+                oidc_issuer_url=self.cluster.oidc_issuer_url,
+                autoscaler=ServiceAccountRef(chart(CLUSTER_AUTOSCALER).namespace, AUTOSCALER_SERVICE_ACCOUNT),
+                termination_handler=ServiceAccountRef(chart(TERMINATION_HANDLER).namespace,
+                                                      TERMINATION_HANDLER_SERVICE_ACCOUNT),
+                interruption_queue_arn=self.interruption.queue_arn,
+                asg_names=[pool.asg_name for pool in self.pools.values()],
+                prometheus=prometheus,
+                tags=tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _deploy_runner(self, name: str, spec: StackSpec, cluster_name: str, tags: dict[str, str]) -> DeployRunner | None:
+        runner = spec.cluster.deploy_runner
+        if runner is None:
+            return None
+        return DeployRunner(
+            f"{name}-deploy-runner",
+            DeployRunnerArgs(
+                environment=spec.environment,
+                cluster_name=cluster_name,
+                region=spec.aws.region,
+                vpc_id=self.network.vpc_id,
+                subnet_ids=self.network.private_subnet_ids,
+                cluster_security_group_id=self.cluster.cluster_security_group_id,
+                cluster_arn=self.cluster.eks_cluster.arn,
+                state_backend=runner.state_backend,
+                pulumi_version=version("pulumi"),
+                secrets_kms_key_arn=runner.secrets_kms_key_arn,
+                tags=tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
         )
 
     def _serving_images(self, name: str, spec: StackSpec, catalog: Catalog, tags: dict[str, str]) -> ServingImages | None:
@@ -197,6 +285,12 @@ class Platform(pulumi.ComponentResource):
 
 
 @dataclass
+class Workloads:
+    addons: ClusterAddons
+    serving: ServingWorkloads
+
+
+@dataclass
 class Deployment:
     plan: StackPlan
     platform: Platform
@@ -206,45 +300,49 @@ class Deployment:
 
 def alerting_credentials(spec: StackSpec) -> dict[str, pulumi.Output[str]]:
     """Alertmanager's credentials from the stack's secret config; a route without its secret stops the
-    program with Pulumi's own error naming the missing key (`pulumi config set --secret KEY ...`)."""
+    program with Pulumi's own error naming the missing key (`pulumi config set --secret KEY ...`). Secret
+    config of the workloads stack, which is the one that applies them."""
     if not spec.observability.enabled:
         return {}
     config = pulumi.Config()
     return {key: config.require_secret(name) for key, name in secret_config_keys(spec.observability.alerting).items()}
 
 
-def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
-    """Build the environment `source` describes; the Pulumi program's body."""
+def deploy_platform(source: SpecSource, catalog: Catalog, plan: StackPlan) -> Platform:
+    """The platform phase: every AWS resource of the environment, on an explicit AWS provider."""
+    spec = source.spec
+    aws_provider = aws.Provider(f"{spec.environment}-aws", region=spec.aws.region,
+                                default_tags={"tags": stack_tags(spec)})
+    return Platform(spec.environment, PlatformArgs(spec, catalog, plan),
+                    opts=pulumi.ResourceOptions(providers={"aws": aws_provider}))
+
+
+def deploy_workloads(source: SpecSource, catalog: Catalog, plan: StackPlan, platform: PlatformOutputs) -> Workloads:
+    """The workloads phase: the add-ons and the serving objects, on the platform's cluster. It creates no AWS
+    resource, so where the API endpoint is private it can run in the deploy runner with Kubernetes rights only."""
     spec = source.spec
     env = spec.environment
-    plan = plan_stack(spec, catalog)
-    aws_provider = aws.Provider(f"{env}-aws", region=spec.aws.region, default_tags={"tags": stack_tags(spec)})
-    platform = Platform(env, PlatformArgs(spec, catalog, plan), opts=pulumi.ResourceOptions(providers={"aws": aws_provider}))
-    k8s_provider = kubernetes_provider(
-        f"{env}-kubernetes",
-        platform.cluster.kubeconfig,
-        opts=pulumi.ResourceOptions(parent=platform, depends_on=[platform.cluster]),
-    )
+    k8s_provider = kubernetes_provider(f"{env}-kubernetes", platform.kubeconfig)
+    providers = pulumi.ResourceOptions(providers={"kubernetes": k8s_provider})
     addons = ClusterAddons(
         f"{env}-addons",
         ClusterAddonsArgs(
             spec=spec,
             cluster_name=f"inferfleet-{env}",
             region=spec.aws.region,
-            oidc_provider_arn=platform.cluster.oidc_provider_arn,
-            oidc_issuer_url=platform.cluster.oidc_issuer_url,
-            asg_names={name: pool.asg_name for name, pool in platform.pools.items()},
+            asg_names=platform.asg_names,
             gpus_per_node={p.name: catalog.instance_types[p.instance_types[0]].gpu_count for p in spec.gpu_pools},
-            interruption_queue_url=platform.interruption.queue_url,
-            interruption_queue_arn=platform.interruption.queue_arn,
-            cluster_resource=platform.cluster.eks_cluster,
+            interruption_queue_url=platform.interruption_queue_url,
+            autoscaler_role_arn=platform.autoscaler_role_arn,
+            termination_handler_role_arn=platform.termination_handler_role_arn,
+            remote_write=platform.remote_write,
             tags=stack_tags(spec),
             leader_worker_set=any(e.engine == "vllm" and e.nodes_per_replica > 1 for e in plan.services),
             plan=plan,
             catalog=catalog,
             alerting_credentials=alerting_credentials(spec),
         ),
-        opts=pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": k8s_provider}),
+        opts=providers,
     )
     serving = ServingWorkloads(
         f"{env}-serving",
@@ -252,15 +350,55 @@ def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
             spec=spec,
             plan=plan,
             catalog=catalog,
-            model_reader_role_arns={name: role.arn for name, role in platform.model_readers.items()},
+            model_reader_role_arns=platform.model_reader_role_arns,
             operators={**addons.releases, GATEWAY: addons.gateway},
-            cluster_resource=platform.cluster.eks_cluster,
             gpu_ready=[addons.releases[DEVICE_PLUGIN]],
             huggingface_token=pulumi.Config().get_secret(HF_TOKEN_CONFIG),
             service_images=platform.service_images,
-            gate_image=platform.images.refs.get(GATE_KEY) if platform.images else None,
+            gate_image=platform.gate_image,
             stack_document=source.document.data if spec.deploy_gate.enabled else None,
         ),
-        opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}),
+        opts=providers,
     )
-    return Deployment(plan=plan, platform=platform, addons=addons, serving=serving)
+    return Workloads(addons, serving)
+
+
+def deploy(source: SpecSource, catalog: Catalog) -> Deployment:
+    """Both phases in one program, the platform's values handed over directly: what `inferfleet render`
+    shows and the tests check (each phase's resources are exactly those its own stack would create)."""
+    plan = plan_stack(source.spec, catalog)
+    platform = deploy_platform(source, catalog, plan)
+    workloads = deploy_workloads(source, catalog, plan, platform.outputs())
+    return Deployment(plan=plan, platform=platform, addons=workloads.addons, serving=workloads.serving)
+
+
+def deploy_stack(source: SpecSource, catalog: Catalog, stack_name: str) -> dict[str, Any]:
+    """The program of one stack (`__main__.py`): its phase from the stack's name; returns its outputs."""
+    environment, phase = stack_phase(stack_name)
+    spec = source.spec
+    if environment != spec.environment:
+        raise ValueError(f"stack {stack_name!r} is not a stack of environment {spec.environment!r}")
+    plan = plan_stack(spec, catalog)
+    if phase == "workloads":
+        reference = pulumi.StackReference(platform_stack_name(environment))
+        workloads = deploy_workloads(source, catalog, plan, PlatformOutputs.from_stack(reference, spec, catalog))
+        return {"gatewayHostname": workloads.addons.gateway_hostname}
+    platform = deploy_platform(source, catalog, plan)
+    return platform_stack_outputs(platform, plan)
+
+
+def platform_stack_outputs(platform: Platform, plan: StackPlan) -> dict[str, Any]:
+    """The platform stack's outputs: what the workloads stack reads, and what people look up."""
+    runner = platform.runner
+    shown: dict[str, Any] = {
+        "gpuAmiIds": {name: pool.ami_id for name, pool in platform.pools.items()},
+        "modelBuckets": platform.storage.bucket_names,
+        "plan": plan.to_json(),
+        DEPLOY_RUNNER: None if runner is None else {
+            "projectName": runner.project_name, "sourceBucket": runner.source_bucket,
+            "logGroupName": runner.log_group_name, "region": platform.region,
+        },
+    }
+    if platform.images is not None:
+        shown["imageBaseDigests"] = platform.images.base_digests
+    return {**platform.outputs().exports(), **shown}

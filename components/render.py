@@ -1,9 +1,10 @@
 """`inferfleet render`: the Pulumi program run in-process under mocks, written out for review.
 
 Writes `resources.json` (every resource: type, name, parent, provider, inputs with secrets masked,
-options) and `manifests/` (every Kubernetes object the program applies, one YAML file each). The
-output directory is filled in a temporary sibling and moved into place at the end, so a failure
-never leaves half an output behind.
+options), `manifests/` (every Kubernetes object the program applies, one YAML file each), `policy.json`
+(the policy pack's violations) and `checks.json` (the cross-layer checks' problems, components/checks:
+schedulability, autoscaler ownership, AWS limits). The output directory is filled in a temporary sibling and
+moved into place at the end, so a failure never leaves half an output behind.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pulumi
 import yaml
 
 from components.catalog import Catalog, load_catalog
+from components.checks import Problem, run_all
 from components.manifests.alerting import secret_config_keys
 from components.mocks import RecordedResource, install
 from components.policy_runner import Violation, evaluate
@@ -41,6 +43,8 @@ class Rendered:
     resources: list[RecordedResource]
     manifests: list[dict[str, Any]]
     violations: list[Violation] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    """What the cross-layer checks found: each one a deploy that would fail or a cluster that would not run."""
 
 
 def required_secret_config(spec: StackSpec) -> list[str]:
@@ -51,14 +55,19 @@ def required_secret_config(spec: StackSpec) -> list[str]:
     return list(secret_config_keys(spec.observability.alerting).values())
 
 
+def set_stand_in_secrets(spec: StackSpec) -> None:
+    """Stack config for the secrets the program requires, marked secret: offline there is none."""
+    stand_ins = {f"{PROJECT}:{key}": f"(secret config {key}, set at deploy)" for key in required_secret_config(spec)}
+    pulumi.runtime.set_all_config(stand_ins, secret_keys=list(stand_ins))
+
+
 def run_program(source: SpecSource, catalog: Catalog) -> list[RecordedResource]:
     """The same program `pulumi up` runs, under recording mocks."""
     from components.platform import deploy  # the Pulumi layer loads only when a render is asked for
 
     spec = source.spec
     monitor = install(PROJECT, spec.environment, spec.aws.region)
-    stand_ins = {f"{PROJECT}:{key}": f"(secret config {key}, set at deploy)" for key in required_secret_config(spec)}
-    pulumi.runtime.set_all_config(stand_ins, secret_keys=list(stand_ins))
+    set_stand_in_secrets(spec)
 
     @pulumi.runtime.test
     def program() -> None:
@@ -88,9 +97,12 @@ def kubernetes_objects(resources: list[RecordedResource]) -> list[dict[str, Any]
 def render(source: SpecSource, catalog: Catalog | None = None,
            policy_overrides: dict[str, Any] | None = None) -> Rendered:
     """Run the program and the policy pack on what it registers (levels for the spec's environment)."""
-    resources = run_program(source, catalog or load_catalog())
-    return Rendered(resources=resources, manifests=kubernetes_objects(resources),
-                    violations=evaluate(resources, source.spec, policy_overrides))
+    catalog = catalog or load_catalog()
+    resources = run_program(source, catalog)
+    manifests = kubernetes_objects(resources)
+    return Rendered(resources=resources, manifests=manifests,
+                    violations=evaluate(resources, source.spec, policy_overrides),
+                    problems=run_all([r.to_json() for r in resources], manifests, catalog))
 
 
 def _manifest_file_name(index: int, obj: dict[str, Any]) -> str:
@@ -125,6 +137,7 @@ def write(rendered: Rendered, out_dir: Path) -> None:
             json.dumps([r.to_json() for r in rendered.resources], indent=2, sort_keys=True) + "\n"
         )
         (staging / "policy.json").write_text(violations_json(rendered.violations))
+        (staging / "checks.json").write_text(json.dumps([vars(p) for p in rendered.problems], indent=2) + "\n")
         manifests = staging / "manifests"
         manifests.mkdir()
         for index, obj in enumerate(rendered.manifests):

@@ -103,3 +103,18 @@ def test_alerting_credentials_render_as_a_masked_secret_and_their_stand_ins_neve
     written = (out / "resources.json").read_text() + "".join(p.read_text() for p in (out / "manifests").iterdir())
     assert "set at deploy" not in written
     assert "/etc/alertmanager/secrets/inferfleet-alerting/slack-webhook-url" in written
+
+
+def test_render_writes_the_cross_layer_checks_and_fails_on_a_problem(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "dev"
+    assert main(["render", "stacks/dev.yaml", "--out", str(out)]) == 0
+    assert json.loads((out / "checks.json").read_text()) == []
+    from components import render as render_module
+    from components.checks import Problem
+
+    found = Problem("schedulability", "Deployment inferfleet-serving/chat-floor", "fits no node shape: system: ...")
+    monkeypatch.setattr(render_module, "run_all", lambda resources, manifests, catalog: [found])
+    capsys.readouterr()
+    assert main(["render", "stacks/dev.yaml", "--out", str(out)]) == 1
+    assert f"check failed: {found}" in capsys.readouterr().out
+    assert json.loads((out / "checks.json").read_text()) == [vars(found)]

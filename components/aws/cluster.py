@@ -32,7 +32,7 @@ from components.catalog.eks_versions import (
     SUPPORTED_KUBERNETES_VERSIONS,
     VPC_CNI,
 )
-from components.manifests.scheduling import POOL_LABEL
+from components.manifests.scheduling import SYSTEM_POOL, system_node_labels
 from components.spec.models import StackSpec, SystemPoolSpec
 from components.spec.network import SERVICE_IPV4_CIDR
 
@@ -65,7 +65,8 @@ CONTROL_PLANE_LOG_RETENTION_DAYS = 90
 because the GPU nodes' user data derives the cluster DNS address from it."""
 
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
-SYSTEM_POOL_NAME = "system"
+SYSTEM_POOL_NAME = SYSTEM_POOL
+"""The system node group's name suffix: the pool name its nodes are labelled with (scheduling.py)."""
 NODE_ACCESS_ENTRY_TYPE = "EC2_LINUX"
 AUTHENTICATION_MODE = "API"
 OIDC_AUDIENCE = "sts.amazonaws.com"
@@ -432,7 +433,7 @@ class Cluster(pulumi.ComponentResource):
             disk_size=args.system_pool.disk_size_gib,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(**scaling),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            labels={POOL_LABEL: SYSTEM_POOL_NAME},
+            labels=system_node_labels(),
             tags=tags,
             opts=pulumi.ResourceOptions(
                 parent=self,

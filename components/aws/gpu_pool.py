@@ -1,9 +1,15 @@
 """A GPU node pool: a launch template and an Auto Scaling group that Cluster Autoscaler sizes.
 
-Self-managed groups rather than EKS managed node groups, because a managed node group cannot carry
-an EC2 Auto Scaling warm pool, and joining must be deferred while an instance is warmed (see
-user_data.py). Labels and taints come from `components.manifests.scheduling`, the same function that
-gives the serving pods their node selection and tolerations.
+Self-managed groups rather than EKS managed node groups. Managed node groups can carry an EC2 Auto
+Scaling warm pool since April 2026 (EKS `warmPoolConfig`; pulumi-aws `eks.NodeGroup(warm_pool_config=)`),
+but only on the way EKS runs it: the EKS user guide ("Decrease latency for applications with long boot
+times using warm pools with managed node groups", Considerations) refuses custom AMIs there, so the
+launch template could neither name the AMI we resolve once and pin (`cluster.gpuAmiId`) nor replace
+EKS's bootstrap; and EKS owns the group's warm pool, to be changed only through the EKS API. Our warm
+instances need their own boot path instead: pre-pull the serving images while warmed, join only once
+in service, come back from hibernation, and complete the launch lifecycle hook below (see
+user_data.py, gpu_node_join.sh). Labels and taints come from `components.manifests.scheduling`, the
+same function that gives the serving pods their node selection and tolerations.
 
 A warm-pool group also carries a launch lifecycle hook that the node completes once it is ready, as
 AWS's warm pool guidance asks: without it, Auto Scaling stops a warming instance as soon as it runs,
@@ -22,11 +28,10 @@ import pulumi_aws as aws
 
 from components.aws.tags import named
 from components.aws.user_data import AMI_FAMILIES, LaunchHook, node_user_data
-from components.manifests.scheduling import pool_labels, pool_taints
+from components.catalog import load_catalog
+from components.manifests.scheduling import accelerator_value, pool_labels, pool_taints
 from components.spec.models import GpuPoolSpec
 from components.spec.network import SERVICE_IPV4_CIDR
-
-"""EKS's default Service CIDR when the cluster does not choose one."""
 
 AMI_PARAMETERS = {
     "al2023-nvidia": "/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/x86_64/nvidia/recommended/image_id",
@@ -159,6 +164,9 @@ class GpuPoolArgs:
     instance_profile_name: pulumi.Input[str]
     gpus_per_node: int
     """GPUs of one node (the pool's first instance type): the node-template resource tag."""
+    gpu: str | None = None
+    """The catalog's GPU model of the pool's instance types (one shape per pool), which names the
+    autoscaler's accelerator label; None looks it up in the catalog by the pool's first instance type."""
     ami_id: str | None = None
     """Pinned AMI; None resolves the recommended one once and keeps it (see GpuPool)."""
     cluster_service_cidr: str = SERVICE_IPV4_CIDR
@@ -180,6 +188,17 @@ class GpuPoolArgs:
             raise ValueError(f"GpuPoolArgs.ami_id: {self.ami_id!r} is not an AMI id")
         if self.gpus_per_node < 1:
             raise ValueError(f"GpuPoolArgs.gpus_per_node: {self.gpus_per_node} is not a positive GPU count")
+        if self.gpu is None:
+            instance = load_catalog().instance_types.get(pool.instance_types[0])
+            if instance is None or instance.gpu is None:
+                raise ValueError(
+                    f"GpuPoolArgs.gpu: not given, and the catalog knows no GPU of {pool.instance_types[0]}"
+                )
+            self.gpu = instance.gpu
+        try:
+            accelerator_value(self.gpu)
+        except ValueError as error:
+            raise ValueError(f"GpuPoolArgs.gpu: {error}") from None
         try:
             ipaddress.ip_network(self.cluster_service_cidr)
         except ValueError as error:
@@ -229,7 +248,7 @@ class GpuPool(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GpuPoolArgs, opts: pulumi.ResourceOptions | None = None):
         pool = args.pool
-        labels = pool_labels(pool)
+        labels = pool_labels(pool, args.gpu)
         taints = [taint.kubelet_flag() for taint in pool_taints(pool)]
         warm = pool.warm_pool
         asg_name = group_name(args.cluster_name, pool.name)

@@ -37,10 +37,16 @@ FLOW_LOGS_PRINCIPAL = "vpc-flow-logs.amazonaws.com"
 FLOW_LOG_ACTIONS: tuple[str, ...] = (
     "logs:CreateLogStream",
     "logs:PutLogEvents",
-    "logs:DescribeLogGroups",
     "logs:DescribeLogStreams",
 )
-"""The AWS-documented set minus logs:CreateLogGroup: the group is created here, not by the service."""
+"""The actions of the AWS-documented delivery role (VPC User Guide, "IAM role for publishing flow logs to
+CloudWatch Logs": CreateLogGroup, CreateLogStream, PutLogEvents, DescribeLogGroups, DescribeLogStreams)
+that take a log-group resource, granted on our group only; logs:CreateLogGroup is left out: the group is
+created here, not by the service."""
+FLOW_LOG_ACCOUNT_ACTIONS: tuple[str, ...] = ("logs:DescribeLogGroups",)
+"""The documented action with no resource type (Service Authorization Reference, CloudWatch Logs: its
+Resource types column is empty, so only Resource "*" grants it; on a log-group ARN it grants nothing).
+It lists log group names and settings of the account and region, no log data."""
 
 ELB_ROLE_TAG = "kubernetes.io/role/elb"
 INTERNAL_ELB_ROLE_TAG = "kubernetes.io/role/internal-elb"
@@ -104,16 +110,24 @@ def flow_log_trust_policy(account_id: str, partition: str, region: str) -> str:
 
 
 def flow_log_policy(log_group_arn: str) -> str:
-    """Write access to one log group and its streams."""
+    """Write access to one log group and its streams, and the account-level describe call the service
+    makes, which IAM only grants on "*"."""
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
                 {
+                    "Sid": "WriteFlowLogGroup",
                     "Effect": "Allow",
                     "Action": list(FLOW_LOG_ACTIONS),
                     "Resource": [log_group_arn, f"{log_group_arn}:*"],
-                }
+                },
+                {
+                    "Sid": "DescribeLogGroups",
+                    "Effect": "Allow",
+                    "Action": list(FLOW_LOG_ACCOUNT_ACTIONS),
+                    "Resource": "*",
+                },
             ],
         },
         sort_keys=True,

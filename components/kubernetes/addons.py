@@ -1,5 +1,6 @@
-"""The cluster's add-ons: pinned Helm charts (versions in charts.yaml), their IRSA roles, and the GPU
-headroom placeholders.
+"""The cluster's add-ons: pinned Helm charts (versions in charts.yaml) and the GPU headroom placeholders.
+Their AWS identities (IRSA roles, the managed Prometheus workspace) are the platform's
+(components/aws/addon_roles.py); this side only names the role ARNs it is given.
 
 Helm resource per chart: a `helm.v4.Chart` (rendered client-side, every object a Pulumi resource that
 policies and `inferfleet render` can see) unless the chart needs Helm hooks to install, which
@@ -12,8 +13,9 @@ kube-state-metrics, node-exporter), the DCGM exporter on GPU nodes, the add-ons'
 PodMonitors, the generated PrometheusRules and dashboards, and (when asked) the OpenTelemetry collector
 and the Amazon Managed Prometheus workspace Prometheus remote-writes to.
 
-Every in-cluster resource is `deleted_with` the EKS cluster: deleting the cluster deletes them, and
-`pulumi destroy` does not wait on an API server that is already gone.
+Every in-cluster resource lives in the workloads stack (components/phases.py), which is destroyed before the
+platform stack that owns the cluster; `deleted_with` cannot name a resource of another stack, so the
+Kubernetes provider's `deleteUnreachable` is what lets a destroy finish after the cluster is already gone.
 """
 
 from __future__ import annotations
@@ -24,14 +26,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.aws.iam import IrsaRole, IrsaRoleArgs, PolicyStatement
-from components.aws.managed_prometheus import ManagedPrometheus, ManagedPrometheusArgs
 from components.catalog import Catalog
 from components.kubernetes.charts import Chart, chart
 from components.manifests.alerting import SECRET_NAME as ALERTING_SECRET
 from components.manifests.alerting import alerting_secret, alertmanager_config, secret_config_keys
 from components.manifests.autoscaler import (
-    SERVICE_ACCOUNT as AUTOSCALER_SERVICE_ACCOUNT,
     SYSTEM_NODE_SELECTOR,
     cluster_autoscaler_values,
     priority_expander_priorities,
@@ -43,7 +42,6 @@ from components.manifests.monitoring import (
     GRAFANA_DASHBOARD_LABEL,
     GRAFANA_DASHBOARD_LABEL_VALUE,
     GRAFANA_DATASOURCE_UID,
-    MONITORING_NAMESPACE,
     OTEL_COLLECTOR_SERVICE,
     OTLP_GRPC_PORT,
     OTLP_HTTP_PORT,
@@ -104,70 +102,6 @@ def kubernetes_provider(
         delete_unreachable=True,
         opts=opts,
     )
-
-
-def partition_of(region: str) -> str:
-    return "aws-us-gov" if region.startswith("us-gov-") else "aws-cn" if region.startswith("cn-") else "aws"
-
-
-def autoscaling_group_arn(region: str, group_name: str) -> str:
-    """An Auto Scaling group's ARN by name, any account: the group's UUID is not known before it exists."""
-    return f"arn:{partition_of(region)}:autoscaling:{region}:*:autoScalingGroup:*:autoScalingGroupName/{group_name}"
-
-
-def autoscaler_statements(cluster_name: str, region: str) -> list[PolicyStatement]:
-    """Cluster Autoscaler may resize and shrink only groups tagged as this cluster's (the auto-discovery
-    tag, which EKS also puts on managed node groups), and read what it needs to simulate them."""
-    owned = {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}}
-    return [
-        PolicyStatement(
-            actions=["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
-            resources=[autoscaling_group_arn(region, "*")],
-            conditions=owned,
-        ),
-        # Describe*/Get* calls of Auto Scaling and EC2 have no resource-level permissions: "*" is the
-        # only resource AWS accepts for them.
-        PolicyStatement(
-            actions=[
-                "autoscaling:DescribeAutoScalingGroups",
-                "autoscaling:DescribeAutoScalingInstances",
-                "autoscaling:DescribeLaunchConfigurations",
-                "autoscaling:DescribeScalingActivities",
-                "autoscaling:DescribeTags",
-                "ec2:DescribeImages",
-                "ec2:DescribeInstanceTypes",
-                "ec2:DescribeLaunchTemplateVersions",
-                "ec2:GetInstanceTypesFromInstanceRequirements",
-            ],
-            resources=["*"],
-        ),
-        PolicyStatement(
-            actions=["eks:DescribeNodegroup"],
-            resources=[f"arn:{partition_of(region)}:eks:{region}:*:nodegroup/{cluster_name}/*/*"],
-        ),
-    ]
-
-
-def termination_handler_statements(
-    region: str, queue_arn: pulumi.Input[str], group_names: list[pulumi.Input[str]]
-) -> list[PolicyStatement]:
-    """Read and delete the interruption queue's messages, complete lifecycle actions of the GPU pools'
-    groups, and look up instances and tags."""
-    group_arns = pulumi.Output.all(*group_names).apply(
-        lambda names: [autoscaling_group_arn(region, group) for group in names]
-    )
-    return [
-        PolicyStatement(
-            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage"],
-            resources=pulumi.Output.from_input(queue_arn).apply(lambda arn: [arn]),
-        ),
-        PolicyStatement(actions=["autoscaling:CompleteLifecycleAction"], resources=group_arns),
-        # These Describe calls have no resource-level permissions: "*" is the only resource AWS accepts.
-        PolicyStatement(
-            actions=["ec2:DescribeInstances", "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeTags"],
-            resources=["*"],
-        ),
-    ]
 
 
 def termination_handler_values(region: str, queue_url: str, role_arn: str, metrics: bool = False) -> dict[str, Any]:
@@ -239,7 +173,11 @@ class RemoteWrite:
 
 
 def _system_pool() -> dict[str, Any]:
-    return {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)}
+    """Helm values that put a chart's pods on the system nodes, selected by the labels the system node
+    group gives them (components/manifests/scheduling.py, the one home of that fact)."""
+    from components.manifests.scheduling import system_node_selector
+
+    return {"nodeSelector": system_node_selector()}
 
 
 def kube_state_metrics_allowlist() -> list[str]:
@@ -418,16 +356,16 @@ class ClusterAddonsArgs:
     spec: StackSpec
     cluster_name: str
     region: str
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer_url: pulumi.Input[str]
     asg_names: dict[str, pulumi.Input[str]]
     """Auto Scaling group name per GPU pool name."""
     gpus_per_node: dict[str, int]
     """GPUs of one node per GPU pool name (the pool's first instance type)."""
     interruption_queue_url: pulumi.Input[str]
-    interruption_queue_arn: pulumi.Input[str]
-    cluster_resource: pulumi.Resource
-    """The aws.eks.Cluster: every in-cluster resource is deleted with it."""
+    autoscaler_role_arn: pulumi.Input[str]
+    termination_handler_role_arn: pulumi.Input[str]
+    """The add-ons' IRSA roles, made by the platform (components/aws/addon_roles.py)."""
+    remote_write: RemoteWriteTarget | None = None
+    """The managed Prometheus workspace to remote-write to and the role to sign with; None (default): none."""
     tags: dict[str, str] = field(default_factory=dict)
     leader_worker_set: bool = False
     """Install the LeaderWorkerSet controller (a vLLM replica spans several nodes). Default false."""
@@ -438,6 +376,14 @@ class ClusterAddonsArgs:
     alerting_credentials: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Alertmanager's credentials by Secret key (components/manifests/alerting.py), from Pulumi secret
     config; exactly those the spec's `observability.alerting` routes need. Default none."""
+
+
+@dataclass(frozen=True)
+class RemoteWriteTarget:
+    """A managed Prometheus workspace's remote-write URL and its writer role, as the platform outputs them."""
+
+    url: pulumi.Input[str]
+    role_arn: pulumi.Input[str]
 
 
 class GatewayResource(pulumi.CustomResource):
@@ -516,7 +462,6 @@ class ClusterAddons(pulumi.ComponentResource):
     headroom: k8s.yaml.v2.ConfigGroup | None
     storage_class: k8s.yaml.v2.ConfigGroup | None
     """The gp3 StorageClass Prometheus' volume is made from."""
-    managed_prometheus: ManagedPrometheus | None
     observability: k8s.yaml.v2.ConfigGroup | None
     """The generated PrometheusRules and dashboards (with the metrics stack, a plan and a catalog)."""
     gateway: GatewayResource
@@ -528,39 +473,11 @@ class ClusterAddons(pulumi.ComponentResource):
         headroom = _validate(args, opts)
         super().__init__("inferfleet:kubernetes:ClusterAddons", name, None, opts)
         self._name = name
-        self._cluster = args.cluster_resource
         spec = args.spec
         pool_names = [pool.name for pool in spec.gpu_pools]
-        child = pulumi.ResourceOptions(parent=self)
-
-        autoscaler_role = IrsaRole(
-            f"{name}-cluster-autoscaler-irsa",
-            IrsaRoleArgs(
-                oidc_provider_arn=args.oidc_provider_arn,
-                oidc_issuer_url=args.oidc_issuer_url,
-                namespace=chart(CLUSTER_AUTOSCALER).namespace,
-                service_account=AUTOSCALER_SERVICE_ACCOUNT,
-                statements=autoscaler_statements(args.cluster_name, args.region),
-                tags=args.tags,
-            ),
-            opts=child,
-        )
-        handler_role = IrsaRole(
-            f"{name}-termination-handler-irsa",
-            IrsaRoleArgs(
-                oidc_provider_arn=args.oidc_provider_arn,
-                oidc_issuer_url=args.oidc_issuer_url,
-                namespace=chart(TERMINATION_HANDLER).namespace,
-                service_account=TERMINATION_HANDLER_SERVICE_ACCOUNT,
-                statements=termination_handler_statements(
-                    args.region, args.interruption_queue_arn, [args.asg_names[pool] for pool in pool_names]
-                ),
-                tags=args.tags,
-            ),
-            opts=child,
-        )
-        self.autoscaler_role_arn = autoscaler_role.arn
-        self.termination_handler_role_arn = handler_role.arn
+        self.autoscaler_role_arn = pulumi.Output.from_input(args.autoscaler_role_arn)
+        self.termination_handler_role_arn = pulumi.Output.from_input(args.termination_handler_role_arn)
+        self._remote_write = args.remote_write
 
         observability = spec.observability
         metrics = observability.enabled
@@ -583,7 +500,7 @@ class ClusterAddons(pulumi.ComponentResource):
         asg_by_pool = pulumi.Output.all(*[args.asg_names[pool] for pool in pool_names]).apply(
             lambda names: dict(zip(pool_names, names, strict=True))
         )
-        autoscaler_values = pulumi.Output.all(asg_by_pool, autoscaler_role.arn).apply(
+        autoscaler_values = pulumi.Output.all(asg_by_pool, self.autoscaler_role_arn).apply(
             lambda resolved: {
                 **cluster_autoscaler_values(
                     args.cluster_name, args.region, resolved[1], priority_expander_priorities(spec, resolved[0])
@@ -591,24 +508,9 @@ class ClusterAddons(pulumi.ComponentResource):
                 **(autoscaler_monitoring_values() if metrics else {}),
             }
         )
-        handler_values = pulumi.Output.all(args.interruption_queue_url, handler_role.arn).apply(
+        handler_values = pulumi.Output.all(args.interruption_queue_url, self.termination_handler_role_arn).apply(
             lambda resolved: termination_handler_values(args.region, resolved[0], resolved[1], metrics=metrics)
         )
-        self.managed_prometheus = None
-        if metrics and observability.managed_prometheus:
-            self.managed_prometheus = ManagedPrometheus(
-                f"{name}-managed-prometheus",
-                ManagedPrometheusArgs(
-                    environment=spec.environment,
-                    region=args.region,
-                    oidc_provider_arn=args.oidc_provider_arn,
-                    oidc_issuer_url=args.oidc_issuer_url,
-                    namespace=chart(PROMETHEUS_STACK).namespace,
-                    service_account=PROMETHEUS_SERVICE_ACCOUNT,
-                    tags=args.tags,
-                ),
-                opts=child,
-            )
         values: dict[str, pulumi.Input[dict[str, Any]]] = {
             CLUSTER_AUTOSCALER: autoscaler_values,
             TERMINATION_HANDLER: handler_values,
@@ -671,7 +573,7 @@ class ClusterAddons(pulumi.ComponentResource):
         )
 
     def _in_cluster(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, deleted_with=self._cluster, depends_on=depends_on or [])
+        return pulumi.ResourceOptions(parent=self, depends_on=depends_on or [])
 
     def _alerting_secret(self, name: str, credentials: dict[str, pulumi.Input[str]]) -> pulumi.Resource:
         """The Secret Alertmanager mounts, before the metrics stack (its pod waits on the mount otherwise)."""
@@ -686,10 +588,10 @@ class ClusterAddons(pulumi.ComponentResource):
 
     def _prometheus_stack_values(self, spec: StackSpec, region: str) -> pulumi.Input[dict[str, Any]]:
         """The metrics stack's values, remote-writing to the managed workspace when there is one."""
-        workspace = self.managed_prometheus
-        if workspace is None:
+        target = self._remote_write
+        if target is None:
             return prometheus_stack_values(spec)
-        return pulumi.Output.all(workspace.remote_write_url, workspace.writer_role_arn).apply(
+        return pulumi.Output.all(target.url, target.role_arn).apply(
             lambda resolved: prometheus_stack_values(spec, RemoteWrite(resolved[0], region, resolved[1]))
         )
 

@@ -1,5 +1,10 @@
 """Applies the serving objects of components/manifests: per service one ConfigGroup of built-in objects,
-then one per custom kind after the operator that installs its CRD, every one `deleted_with` the cluster."""
+then one per custom kind after the operator that installs its CRD.
+
+ScaledObjects come first, before the Deployments they scale: a scaled Deployment carries no `spec.replicas`
+(KEDA owns it), so the API server creates it at one replica, and KEDA brings it to its minReplicaCount as soon
+as it sees it. With the ScaledObject already there, that is a moment, not the whole wait for the floor's
+rollout, during which a pending GPU pod could make Cluster Autoscaler add a node nobody asked for."""
 
 from __future__ import annotations
 
@@ -28,6 +33,9 @@ OPERATOR_OF_KIND = {
 """Custom kind -> the charts.yaml release whose CRDs it needs."""
 
 
+SCALER_KIND = "ScaledObject"
+
+
 @dataclass
 class ServingWorkloadsArgs:
     spec: StackSpec
@@ -37,7 +45,6 @@ class ServingWorkloadsArgs:
     """Service name -> the IRSA role its pods read the model with (s3:// models only)."""
     operators: dict[str, pulumi.Resource]
     """charts.yaml release name -> the installed chart; custom resources wait for theirs."""
-    cluster_resource: pulumi.Resource
     gpu_ready: list[pulumi.Resource] = field(default_factory=list)
     """What GPU pods need first (the device plugin)."""
     huggingface_token: pulumi.Input[str] | None = None
@@ -75,7 +82,6 @@ class ServingWorkloads(pulumi.ComponentResource):
         if missing:
             raise ValueError(f"ServingWorkloadsArgs.operators: the serving objects need {', '.join(missing)}")
         super().__init__("inferfleet:kubernetes:ServingWorkloads", name, None, opts)
-        self._cluster = args.cluster_resource
         self.groups = {}
         shared = self._group(f"{name}-shared", shared_objects(spec)[:1])
         for obj in monitors:
@@ -98,10 +104,17 @@ class ServingWorkloads(pulumi.ComponentResource):
                     lambda image, service=service: service_objects(
                         service.model_copy(update={"image": image}), spec, args.plan, args.catalog)
                 )
+            scalers = []
+            if SCALER_KIND in objects.custom:
+                scalers.append(self._group(f"{name}-{service.name}-{SCALER_KIND.lower()}",
+                                           resolved.apply(lambda o: o.custom[SCALER_KIND]),
+                                           [shared, args.operators[OPERATOR_OF_KIND[SCALER_KIND]]]))
             core = self._group(f"{name}-{service.name}", resolved.apply(lambda o: o.core),
-                               [*identity, account, *args.gpu_ready])
-            rollout = [core]
+                               [*identity, account, *args.gpu_ready, *scalers])
+            rollout = [core, *scalers]
             for kind in objects.custom:
+                if kind == SCALER_KIND:
+                    continue
                 operator = args.operators[OPERATOR_OF_KIND[kind]]
                 rollout.append(self._group(f"{name}-{service.name}-{kind.lower()}",
                                            resolved.apply(lambda o, kind=kind: o.custom[kind]), [core, operator]))
@@ -118,7 +131,7 @@ class ServingWorkloads(pulumi.ComponentResource):
         group = k8s.yaml.v2.ConfigGroup(
             name,
             objs=objects,
-            opts=pulumi.ResourceOptions(parent=self, deleted_with=self._cluster, depends_on=depends_on or []),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
         )
         self.groups[name] = group
         return group

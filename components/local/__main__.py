@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupted)
+    # Ctrl-C stops the run even when this process inherited SIGINT ignored (started as a background job of a
+    # non-interactive shell: Python then leaves SIGINT ignored, and a run that waits for Ctrl-C would never end).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return run(local_service(options.stack, options.service), options)
     except StackError as error:

@@ -109,7 +109,9 @@ def _prometheus_trigger(name: str, query: str, threshold: int) -> dict[str, Any]
 def scaled_object(
     replica_set: ReplicaSet, target: dict[str, str], floor_replicas: int, catalog: Catalog
 ) -> dict[str, Any]:
-    """KEDA scales `target` (the set's Deployment or LeaderWorkerSet) between its bounds."""
+    """KEDA scales `target` (the set's Deployment or LeaderWorkerSet) between its bounds. It alone owns the
+    count: the target has no `spec.replicas` (serving.replica_count), and `minReplicaCount` is what holds
+    the set at its minimum, from creation on."""
     query, per_replica = burst_query(replica_set, floor_replicas, catalog)
     pods, minutes = SCALE_DOWN_PODS_PER_MINUTES
     return {

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from components.manifests import serving as s
-from components.manifests.autoscaler import SYSTEM_NODE_SELECTOR
+from components.manifests.scheduling import system_node_selector
 from components.manifests.triton import PORTS as TRITON_PORTS
 from components.spec.models import ServiceSpec, StackSpec
 
@@ -128,7 +128,7 @@ def gate_job(service: ServiceSpec, spec: StackSpec, image: str, checked: Any) ->
                     "automountServiceAccountToken": False,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": GATE_USER, "runAsGroup": GATE_USER,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
-                    "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
+                    "nodeSelector": system_node_selector(),
                     **({"initContainers": [smoke]} if bench else {}),
                     "containers": containers,
                     "volumes": [{"name": "stack", "configMap": {"name": STACK_CONFIG_MAP}}],

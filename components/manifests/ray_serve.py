@@ -51,7 +51,7 @@ from components.manifests import serving as s
 from components.manifests.images import serving_image
 from components.manifests.placement import ReplicaSet, replica_sets
 from components.manifests.probes import load_seconds
-from components.manifests.scheduling import POOL_LABEL
+from components.manifests.scheduling import system_node_selector
 from components.manifests.traffic import PIPELINE_ROUTE, REQUEST_TIMEOUT
 from components.manifests.versions import RAY_VERSION
 from components.manifests.vllm import engine_arguments
@@ -254,8 +254,8 @@ def _base_labels(service: ServiceSpec) -> dict[str, str]:
 
 
 def head_group(service: ServiceSpec, catalog: Catalog) -> dict[str, Any]:
-    """The head on the system nodes (GPU nodes carry a pool label, system nodes none), running no replicas."""
-    system_nodes = {"matchExpressions": [{"key": POOL_LABEL, "operator": "DoesNotExist"}]}
+    """The head on the system nodes, selected by the labels the system node group gives them (GPU nodes
+    carry the pool label too, so its absence would match no node), running no replicas."""
     return {
         "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
         "template": {
@@ -270,11 +270,7 @@ def head_group(service: ServiceSpec, catalog: Catalog) -> dict[str, Any]:
                         "securityContext": ray_security_context(),
                     }
                 ],
-                "affinity": {
-                    "nodeAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [system_nodes]}
-                    }
-                },
+                "nodeSelector": system_node_selector(),
             },
         },
     }

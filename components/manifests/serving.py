@@ -47,6 +47,8 @@ DRAIN_SECONDS = 15
 NODE_SHARE = 0.85
 """Share of a node's per-GPU CPU and memory a replica requests; the rest is for the kubelet and add-ons."""
 MAX_SHM_GIB = 64
+SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+"""pulumi-kubernetes waits for no readiness of an object that carries it set to "true"."""
 
 
 def service_account_name(service: ServiceSpec) -> str:
@@ -87,6 +89,28 @@ def workload_metadata(name: str, labels: dict[str, str], service: ServiceSpec) -
     if slo is None or slo.availability is None:
         return metadata(name, labels)
     return metadata(name, labels, annotations={AVAILABILITY_SLO_ANNOTATION: f"{slo.availability:g}"})
+
+
+def replica_set_metadata(replica_set: ReplicaSet) -> dict[str, Any]:
+    """A replica set's workload metadata. Pulumi does not await a set KEDA scales: its workload has no
+    `spec.replicas` (see `replica_count`), so the API server creates it at 1, and awaiting that replica
+    would hold `pulumi up` for a GPU node and a model load nobody asked for, before the ScaledObject that
+    takes the count to its minimum (0) is even applied."""
+    meta = workload_metadata(replica_set.name, replica_set_labels(replica_set), replica_set.service)
+    if replica_set.autoscaled:
+        meta["annotations"] = {**meta.get("annotations", {}), SKIP_AWAIT_ANNOTATION: "true"}
+    return meta
+
+
+def replica_count(replica_set: ReplicaSet) -> dict[str, int]:
+    """The `spec.replicas` of a replica set's workload: its fixed size, or nothing for a set KEDA scales
+    (`ReplicaSet.autoscaled`, components/manifests/autoscaling.py). A count the program sets is a field
+    it owns under server-side apply, so every later `pulumi up` would reset the count KEDA chose
+    (pulumi-kubernetes issues 2491, 2569, 3312; the HPA documentation says to omit `spec.replicas` from
+    what an autoscaler scales). The set's minimum is still honoured: the ScaledObject's `minReplicaCount`
+    sets it from KEDA's first poll on, also at creation, where the API server's default (1) stands until
+    then."""
+    return {} if replica_set.autoscaled else {"replicas": replica_set.replicas_min}
 
 
 def namespace() -> dict[str, Any]:
@@ -252,16 +276,17 @@ def pod_spec(replica_set: ReplicaSet, container: dict[str, Any], volumes: list[d
 
 
 def deployment(replica_set: ReplicaSet, spec: dict[str, Any], annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    """A replica set that fits one node per replica. Burst sets start at 0; KEDA owns the count after.
-    Rolling updates add a replica before removing one, so a floor never dips below its size."""
+    """A replica set that fits one node per replica: a floor of fixed size, or a burst whose count KEDA
+    alone sets (`replica_count`). Rolling updates add a replica before removing one, so a floor never dips
+    below its size."""
     labels = replica_set_labels(replica_set)
     template_metadata: dict[str, Any] = {"labels": labels, **({"annotations": annotations} if annotations else {})}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": workload_metadata(replica_set.name, labels, replica_set.service),
+        "metadata": replica_set_metadata(replica_set),
         "spec": {
-            "replicas": replica_set.replicas_min,
+            **replica_count(replica_set),
             "selector": {"matchLabels": {REPLICA_SET_LABEL: replica_set.name}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {"metadata": template_metadata, "spec": spec},

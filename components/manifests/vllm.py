@@ -132,7 +132,8 @@ def deployment(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:
 
 
 def leader_worker_set(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any]:
-    """A replica over several nodes: leader = Ray head + vLLM server, workers = Ray workers."""
+    """A replica over several nodes: leader = Ray head + vLLM server, workers = Ray workers. Its count is
+    fixed, or KEDA's alone for a burst set (serving.replica_count)."""
     labels = s.replica_set_labels(replica_set)
     size = replica_set.plan.nodes_per_replica
     head = f"ray start --head --port={RAY_PORT} && exec " + " ".join(_server_command(replica_set, catalog))
@@ -149,9 +150,9 @@ def leader_worker_set(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, An
     return {
         "apiVersion": "leaderworkerset.x-k8s.io/v1",
         "kind": "LeaderWorkerSet",
-        "metadata": s.workload_metadata(replica_set.name, labels, replica_set.service),
+        "metadata": s.replica_set_metadata(replica_set),
         "spec": {
-            "replicas": replica_set.replicas_min,
+            **s.replica_count(replica_set),
             "startupPolicy": "LeaderReady",
             "leaderWorkerTemplate": {
                 "size": size,

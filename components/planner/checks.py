@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
-from components.catalog import Catalog
+from components.catalog import Catalog, InstanceType
 from components.catalog.eks_versions import ADDON_VERSIONS, SUPPORTED_KUBERNETES_VERSIONS
 from components.catalog.vllm_options import vllm_options, vllm_options_version
 from components.planner import constants as c
@@ -45,6 +45,7 @@ def _instance_types_known(spec: StackSpec, catalog: Catalog) -> Iterator[Problem
             yield Problem(("cluster", "systemPool", "instanceTypes", i), _unknown_instance(name, catalog))
     for p, pool in enumerate(spec.gpu_pools):
         gpu_counts = set()
+        usable: list[InstanceType] = []
         for i, name in enumerate(pool.instance_types):
             path = ("gpuPools", p, "instanceTypes", i)
             instance = catalog.instance_types.get(name)
@@ -54,20 +55,47 @@ def _instance_types_known(spec: StackSpec, catalog: Catalog) -> Iterator[Problem
                 yield Problem(path, f"{name} has no GPU")
             elif not (instance.offered_on_demand if pool.capacity_type == "onDemand" else instance.offered_spot):
                 yield Problem(path, f"{name} is not sold as {pool.capacity_type} capacity (see its priceSource in the catalog)")
-            elif gpu_counts and instance.gpu_count not in gpu_counts:
-                yield Problem(
-                    path,
-                    f"{name} has {instance.gpu_count} GPUs but {pool.instance_types[0]} has {min(gpu_counts)}: "
-                    "every type of a pool must have the same GPU count (one node template for the autoscaler)",
-                )
             else:
                 gpu_counts.add(instance.gpu_count)
+                usable.append(instance)
+        mismatch = _shape_mismatch(usable)
+        if mismatch:
+            yield Problem(("gpuPools", p, "instanceTypes"), mismatch)
         if gpu_counts and pool.headroom_gpus > pool.max_size * min(gpu_counts):
             yield Problem(
                 ("gpuPools", p, "headroomGpus"),
                 f"{pool.headroom_gpus} GPUs of headroom but the pool holds at most "
                 f"{pool.max_size * min(gpu_counts)} (maxSize {pool.max_size} x {min(gpu_counts)} GPUs)",
             )
+
+
+def node_shape(instance: InstanceType) -> tuple[str | None, int, int, float]:
+    """What Cluster Autoscaler assumes of every node of a group: GPU model and count, vCPUs, memory."""
+    return (instance.gpu, instance.gpu_count, instance.vcpu, instance.memory_gib)
+
+
+def _describe_shape(instance: InstanceType) -> str:
+    return f"{instance.gpu_count} x {instance.gpu}, {instance.vcpu} vCPU, {instance.memory_gib:g} GiB"
+
+
+def _shape_mismatch(instances: list[InstanceType]) -> str | None:
+    """One shape per pool. Cluster Autoscaler builds a group's node template from one instance type (the
+    first of a mixed instances policy) and its AWS README asks that a group's types "have the same amount
+    of RAM and number of CPU cores"; the planner, the GPU label and the pods' requests assume one GPU
+    model and count per pool too. Types of another shape belong in a pool of their own, which the
+    priority expander orders against this one."""
+    if not instances:
+        return None
+    first = instances[0]
+    others = [i for i in instances[1:] if node_shape(i) != node_shape(first)]
+    if not others:
+        return None
+    shapes = "; ".join(f"{i.name} is {_describe_shape(i)}" for i in [first, *others])
+    return (
+        "the instance types of a pool must share one shape (GPU model and count, vCPUs, memory: Cluster "
+        f"Autoscaler sizes a group by one type): {shapes}; give each shape a pool of its own and name those "
+        "pools in the services"
+    )
 
 
 def _unknown_instance(name: str, catalog: Catalog) -> str:

@@ -88,6 +88,21 @@ class SystemPoolSpec(SpecModel):
     disk_size_gib: int = Field(default=50, ge=20, alias="diskSizeGiB", description="Root volume GiB. Default 50.")
 
 
+class DeployRunnerSpec(SpecModel):
+    state_backend: str = Field(
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^?\s]*)?(\?\S*)?$",
+        description="The Pulumi state backend the stacks live in, as `pulumi login` takes it "
+        "(s3://bucket[/prefix][?region=...]); the runner may read and write only there.",
+    )
+    secrets_kms_key_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+$",
+        description="The KMS key of the stacks' `awskms://` secrets provider, which the runner may use to "
+        "decrypt and encrypt stack secrets. Default none (stacks without secrets, or passphrase secrets "
+        "given to the build as PULUMI_CONFIG_PASSPHRASE).",
+    )
+
+
 class ClusterSpec(SpecModel):
     kubernetes_version: str = Field(
         pattern=r"^1\.\d{2}$", description="EKS Kubernetes version, pinned per stack, e.g. '1.34'."
@@ -112,6 +127,12 @@ class ClusterSpec(SpecModel):
         pattern=r"^ami-[0-9a-f]{8,17}$",
         description="The GPU AMI, pinned. Default: the recommended AMI for kubernetesVersion, resolved once at "
         "the first deploy and kept (copy it here from the stack outputs to pin it in the spec).",
+    )
+    deploy_runner: DeployRunnerSpec | None = Field(
+        default=None,
+        description="A CodeBuild project in the private subnets that runs the workloads stack "
+        "(`pulumi up -s <env>-workloads`), which must reach the Kubernetes API. Required with endpointAccess "
+        "private; default none (the workloads stack runs wherever `pulumi` does, through the public endpoint).",
     )
 
 

@@ -229,6 +229,16 @@ def revisions_differ(spec: StackSpec) -> Iterator[Problem]:
                 )
 
 
+def private_endpoint_needs_runner(spec: StackSpec) -> Iterator[Problem]:
+    """With a private API endpoint only something inside the VPC can create Kubernetes objects."""
+    if spec.cluster.endpoint_access == "private" and spec.cluster.deploy_runner is None:
+        yield Problem(
+            ("cluster", "endpointAccess"),
+            "private: the workloads stack must run inside the VPC; give cluster.deployRunner (its stateBackend) "
+            "so the platform creates the runner that deploys it",
+        )
+
+
 SPEC_RULES: tuple[Rule, ...] = (
     unique_names,
     pools_exist,
@@ -246,6 +256,7 @@ SPEC_RULES: tuple[Rule, ...] = (
     revisions_differ,
     tracing_endpoint_needs_tracing,
     deploy_gate_needs_built_images,
+    private_endpoint_needs_runner,
 )
 
 

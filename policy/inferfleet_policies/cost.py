@@ -30,6 +30,7 @@ NOT_TAGGABLE = frozenset({
     "aws:autoscaling/lifecycleHook:LifecycleHook", "aws:cloudwatch/eventTarget:EventTarget",
     "aws:ec2/route:Route", "aws:ec2/routeTableAssociation:RouteTableAssociation",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy", "aws:eks/accessEntry:AccessEntry",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
     "aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "aws:kms/alias:Alias", "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:s3/bucketPolicy:BucketPolicy",

@@ -8,6 +8,7 @@ may carry it after the run, nor may anything still answer on the URLs it printed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -73,13 +74,17 @@ def answers(url: str) -> bool:
         return False
 
 
-def finish(process: subprocess.Popen[str], timeout_s: float) -> str:
-    """The run's whole output; a run past the timeout is killed (group and all) and fails the test."""
+def finish(process: subprocess.Popen[str], timeout_s: float, marker: str) -> str:
+    """The run's whole output; a run past the timeout is killed, with every process it started (the servers
+    run in sessions of their own, so the marker finds them), and fails the test."""
     try:
         output, _ = process.communicate(timeout=timeout_s)
         return output
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        for line in marked_processes(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
         output, _ = process.communicate()
         pytest.fail(f"python -m components.local ran past {timeout_s} s:\n{output[-6000:]}", pytrace=False)
 
@@ -97,7 +102,7 @@ def test_once_serves_checks_prints_where_to_look_and_stops_everything(tmp_path: 
     tools()
     started = time.monotonic()
     process, marker = launch(tmp_path, "--once")
-    output = finish(process, RUN_TIMEOUT_S)
+    output = finish(process, RUN_TIMEOUT_S, marker)
     took = time.monotonic() - started
     print(output, f"\n(run took {took:.0f} s)")
     assert process.returncode == 0, output[-6000:]
@@ -129,7 +134,7 @@ def test_ctrl_c_while_vllm_starts_stops_everything(tmp_path: Path) -> None:
         pytest.fail("".join(lines), pytrace=False)
     time.sleep(5)  # vLLM is importing torch; its engine process may be forking
     os.kill(process.pid, signal.SIGINT)
-    output = "".join(lines) + finish(process, 120)
+    output = "".join(lines) + finish(process, 120, marker)
     assert process.returncode == 130, output
     assert "interrupted; vLLM and Prometheus stopped" in output and "Traceback" not in output
     url = re.search(r"waiting for vLLM at (http://\S+)", output)

@@ -1,5 +1,6 @@
-"""Cluster add-ons under the recording mocks: pinned charts, on the cluster's provider, deleted with the
-cluster, IRSA roles trusted by their service accounts, and values that carry the spec's decisions."""
+"""Cluster add-ons under the recording mocks: pinned charts on the cluster's provider, their IRSA roles (made
+on the platform side, components/aws/addon_roles.py) trusted by their service accounts, and values that
+carry the spec's decisions."""
 
 import json
 import re
@@ -9,13 +10,21 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
+from components.aws.addon_roles import AddonRoles, AddonRolesArgs, ServiceAccountRef
 from components.kubernetes.addons import (
+    CLUSTER_AUTOSCALER,
+    PROMETHEUS_SERVICE_ACCOUNT,
+    PROMETHEUS_STACK,
+    TERMINATION_HANDLER,
     TERMINATION_HANDLER_MANAGED_TAG,
+    TERMINATION_HANDLER_SERVICE_ACCOUNT,
     ClusterAddons,
     ClusterAddonsArgs,
+    RemoteWriteTarget,
     kubernetes_provider,
 )
-from components.kubernetes.charts import EXACT_VERSION, charts, load_charts
+from components.kubernetes.charts import EXACT_VERSION, chart, charts, load_charts
+from components.manifests.autoscaler import SERVICE_ACCOUNT as AUTOSCALER_SERVICE_ACCOUNT
 from components.manifests.alerting import secret_config_keys
 from components.manifests.scheduling import GPU_LABEL, pool_taints
 from components.stack import load_stack
@@ -45,18 +54,39 @@ def alerting_credentials_for(spec) -> dict[str, str]:
     return {key: f"test-{key}" for key in secret_config_keys(spec.observability.alerting)}
 
 
-def addons_args(spec, cluster, **overrides) -> ClusterAddonsArgs:
-    fields = dict(
-        spec=spec,
+def addon_roles(spec, aws_provider) -> AddonRoles:
+    """The add-ons' AWS identities, as the platform phase makes them."""
+    observability = spec.observability
+    prometheus = None
+    if observability.enabled and observability.managed_prometheus:
+        prometheus = ServiceAccountRef(chart(PROMETHEUS_STACK).namespace, PROMETHEUS_SERVICE_ACCOUNT)
+    return AddonRoles(f"{spec.environment}-addons", AddonRolesArgs(
+        environment=spec.environment,
         cluster_name=f"inferfleet-{spec.environment}",
         region=spec.aws.region,
         oidc_provider_arn=f"arn:aws:iam::123456789012:oidc-provider/{ISSUER.removeprefix('https://')}",
         oidc_issuer_url=ISSUER,
+        autoscaler=ServiceAccountRef(chart(CLUSTER_AUTOSCALER).namespace, AUTOSCALER_SERVICE_ACCOUNT),
+        termination_handler=ServiceAccountRef(chart(TERMINATION_HANDLER).namespace, TERMINATION_HANDLER_SERVICE_ACCOUNT),
+        interruption_queue_arn=QUEUE_ARN,
+        asg_names=[group_name(spec, pool.name) for pool in spec.gpu_pools],
+        prometheus=prometheus,
+        tags={"owner": "ml-platform"},
+    ), opts=pulumi.ResourceOptions(providers={"aws": aws_provider}))
+
+
+def addons_args(spec, roles: AddonRoles, **overrides) -> ClusterAddonsArgs:
+    prometheus = roles.managed_prometheus
+    fields = dict(
+        spec=spec,
+        cluster_name=f"inferfleet-{spec.environment}",
+        region=spec.aws.region,
         asg_names={pool.name: group_name(spec, pool.name) for pool in spec.gpu_pools},
         gpus_per_node={pool.name: 8 for pool in spec.gpu_pools},
         interruption_queue_url=QUEUE_URL,
-        interruption_queue_arn=QUEUE_ARN,
-        cluster_resource=cluster,
+        autoscaler_role_arn=roles.autoscaler_role_arn,
+        termination_handler_role_arn=roles.termination_handler_role_arn,
+        remote_write=RemoteWriteTarget(prometheus.remote_write_url, prometheus.writer_role_arn) if prometheus else None,
         tags={"owner": "ml-platform"},
         alerting_credentials=alerting_credentials_for(spec),
     )
@@ -65,22 +95,15 @@ def addons_args(spec, cluster, **overrides) -> ClusterAddonsArgs:
 
 
 def program(spec, with_kubernetes_provider: bool = True, **overrides):
-    """What the platform does: providers at the top, a cluster, then the add-ons on its provider."""
+    """What the two phases do: the add-ons' roles on the AWS provider, then the add-ons on the cluster's."""
 
     def build():
         aws_provider = aws.Provider("test-aws", region=spec.aws.region)
-        cluster = aws.eks.Cluster(
-            "test-eks",
-            role_arn="arn:aws:iam::123456789012:role/eks",
-            vpc_config={"subnet_ids": ["subnet-a", "subnet-b"]},
-            opts=pulumi.ResourceOptions(provider=aws_provider),
-        )
-        providers = {"aws": aws_provider}
-        if with_kubernetes_provider:
-            providers["kubernetes"] = kubernetes_provider("test-kubernetes", "{}")
+        roles = addon_roles(spec, aws_provider)
+        providers = {"kubernetes": kubernetes_provider("test-kubernetes", "{}")} if with_kubernetes_provider else {}
         ClusterAddons(
             f"{spec.environment}-addons",
-            addons_args(spec, cluster, **overrides),
+            addons_args(spec, roles, **overrides),
             opts=pulumi.ResourceOptions(providers=providers),
         )
 
@@ -144,14 +167,12 @@ def test_charts_that_need_hooks_are_helm_releases_the_others_v4_charts(resources
         assert helm(resources, name).type == expected
 
 
-def test_every_kubernetes_resource_is_on_the_cluster_provider_and_deleted_with_the_cluster(resources):
+def test_every_kubernetes_resource_is_on_the_cluster_provider(resources):
     (provider,) = of_type(resources, "pulumi:providers:kubernetes")
-    (cluster,) = of_type(resources, "aws:eks/cluster:Cluster")
     in_cluster = [r for r in resources if r.type.startswith("kubernetes:")]
     assert len(in_cluster) >= len(charts()) + 1
     for resource in in_cluster:
         assert resource.provider.startswith(provider.urn + "::"), resource.name
-        assert resource.options["deletedWith"] == cluster.urn, resource.name
 
 
 def test_kubernetes_provider_uses_server_side_apply_and_tolerates_a_deleted_cluster(resources):
@@ -160,11 +181,10 @@ def test_kubernetes_provider_uses_server_side_apply_and_tolerates_a_deleted_clus
     assert provider.inputs["deleteUnreachable"] == "true"
 
 
-def test_iam_resources_are_on_the_aws_provider_and_not_deleted_with_the_cluster(resources):
+def test_iam_resources_are_on_the_aws_provider(resources):
     (provider,) = of_type(resources, "pulumi:providers:aws")
     for resource in [r for r in resources if r.type.startswith("aws:iam/")]:
         assert resource.provider.startswith(provider.urn + "::"), resource.name
-        assert resource.options["deletedWith"] is None
 
 
 def test_autoscaler_values_prefer_spot_pools_through_the_priority_expander(resources, prod_spec):

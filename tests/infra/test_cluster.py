@@ -23,6 +23,7 @@ from components.aws.cluster import (
 from components.aws.gpu_pool import group_tags
 from components.aws.tags import stack_tags
 from components.catalog.eks_versions import ADDON_NAMES, ADDON_VERSIONS, SUPPORTED_KUBERNETES_VERSIONS
+from components.manifests.scheduling import system_node_labels
 from components.mocks import MASK, install
 from components.stack import load_stack
 from tests.infra.conftest import of_type, run_under_mocks
@@ -153,7 +154,7 @@ def test_system_node_group_is_sized_from_the_spec(env):
     assert group.inputs["instanceTypes"] == pool.instance_types
     assert group.inputs["diskSize"] == pool.disk_size_gib
     assert group.inputs["amiType"] == "AL2023_x86_64_STANDARD"
-    assert group.inputs["labels"] == {"inferfleet.io/pool": "system"}
+    assert group.inputs["labels"] == system_node_labels() == {"inferfleet.io/pool": "system"}
     assert group.inputs["subnetIds"] == PRIVATE_SUBNETS
     assert group.inputs["updateConfig"] == {"maxUnavailable": 1}
 

@@ -60,7 +60,7 @@ def test_the_gate_image_and_stack_are_required_exactly_with_the_gate():
     source = load_stack("stacks/prod.yaml")
     spec, catalog = source.spec, load_catalog()
     common = dict(spec=spec, plan=plan_stack(spec, catalog), catalog=catalog, model_reader_role_arns={},
-                  operators={}, cluster_resource=None)
+                  operators={})
     with pytest.raises(ValueError, match="ServingWorkloadsArgs.gate_image"):
         ServingWorkloadsArgs(**common)
     with pytest.raises(ValueError, match="ServingWorkloadsArgs.gate_image"):

@@ -26,6 +26,9 @@ TAGS = {"owner": "ml-platform", "inferfleet:environment": "prod"}
 GROUP = "aws:autoscaling/group:Group"
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 PINNED = "ami-0123456789abcdef0"
+H100 = "H100-SXM5-80GB"
+"""The catalog's GPU of p5.48xlarge, the prod H100 pools' instance type."""
+ACCELERATOR = "k8s.amazonaws.com/accelerator"
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +98,9 @@ def test_spot_pool_uses_a_mixed_instances_policy_and_no_warm_pool(under_mocks, p
     pool = pools["h100-spot"]
     _, group, template = build(under_mocks, pool)
     policy = group.inputs["mixedInstancesPolicy"]
-    assert [o["instanceType"] for o in policy["launchTemplate"]["overrides"]] == [
-        "p5.48xlarge",
-        "p5en.48xlarge",
-        "p4de.24xlarge",
-    ]
+    # One shape per pool (the autoscaler sizes a group by one instance type): spot diversity comes
+    # from other pools, but a spot group still buys through a mixed instances policy.
+    assert [o["instanceType"] for o in policy["launchTemplate"]["overrides"]] == ["p5.48xlarge"]
     spec = policy["launchTemplate"]["launchTemplateSpecification"]
     assert spec["launchTemplateId"].startswith("lt-") and spec["version"] == "1"
     distribution = policy["instancesDistribution"]
@@ -188,7 +189,7 @@ def test_user_data_is_the_join_document_with_the_pool_labels(under_mocks, pools)
     _, _, template = build(under_mocks, pool)
     document = base64.b64decode(template.inputs["userData"]).decode()
     shell = email.message_from_string(document).get_payload()[0].get_payload(decode=True).decode()
-    assert "--node-labels=" + ",".join(f"{k}={v}" for k, v in pool_labels(pool).items()) in shell
+    assert "--node-labels=" + ",".join(f"{k}={v}" for k, v in pool_labels(pool, H100).items()) in shell
     assert "https://ABC.gr7.us-east-1.eks.amazonaws.com" in shell
     assert "public.ecr.aws/inferfleet/vllm:0.32.0" in shell
     assert "cat > /etc/inferfleet/warm-pool" in shell
@@ -204,7 +205,7 @@ def test_autoscaler_tags_describe_a_node_of_the_pool(under_mocks, pools, pool_na
     assert tags["kubernetes.io/cluster/inferfleet-prod"] == "owned"
     prefix = "k8s.io/cluster-autoscaler/node-template/"
     labels = {k.removeprefix(prefix + "label/"): v for k, v in tags.items() if k.startswith(prefix + "label/")}
-    assert labels == pool_labels(pool)
+    assert labels == pool_labels(pool, H100)
     taints = {k.removeprefix(prefix + "taint/"): v for k, v in tags.items() if k.startswith(prefix + "taint/")}
     assert taints == {t.key: f"{t.value}:{t.effect}" for t in pool_taints(pool)}
     assert tags[prefix + "resources/nvidia.com/gpu"] == "8"
@@ -298,7 +299,7 @@ def test_outputs(under_mocks, pools):
     built = {}
     under_mocks(lambda: built.setdefault("pool", GpuPool("prod-h100-spot", args(pools["h100-spot"]))))
     pool = built["pool"]
-    assert pool.labels == pool_labels(pools["h100-spot"])
+    assert pool.labels == pool_labels(pools["h100-spot"], H100)
     assert pool.taints == ["nvidia.com/gpu=true:NoSchedule", "inferfleet.io/spot=true:NoSchedule"]
 
 
@@ -322,3 +323,46 @@ def test_warm_pool_on_spot_refused(pools):
 def test_invalid_args_name_the_field(pools, overrides, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         args(pools["h100-ondemand"], **overrides)
+
+
+@pytest.mark.parametrize(
+    ("pool_name", "value"),
+    [("h100-ondemand", "nvidia-h100-sxm5-80gb"), ("h100-spot", "nvidia-h100-sxm5-80gb"), ("l40s-ondemand", "nvidia-l40s")],
+)
+def test_nodes_and_node_templates_carry_the_autoscaler_accelerator_label(under_mocks, pools, pool_name, value):
+    """Cluster Autoscaler (AWS README, "Special note on GPU instances") knows a node for a GPU node by
+    k8s.amazonaws.com/accelerator before the device plugin advertises its GPUs; without the label it
+    scales out again for the same pods. The kubelet sets it at registration and the group's node-template
+    tags carry it for a group at zero, both from the catalog's GPU of the pool's instance type."""
+    _, group, template = build(under_mocks, pools[pool_name])
+    assert f"{ACCELERATOR}={value}" in node_config_of(template)["spec"]["kubelet"]["flags"][0].split("=", 1)[1].split(",")
+    assert group_tags(group)[f"k8s.io/cluster-autoscaler/node-template/label/{ACCELERATOR}"] == value
+
+
+def test_bottlerocket_nodes_carry_the_accelerator_label(under_mocks, pools):
+    _, _, template = build(under_mocks, pools["h100-spot"], ami_family="bottlerocket-nvidia")
+    settings = base64.b64decode(template.inputs["userData"]).decode()
+    assert f'"{ACCELERATOR}" = "nvidia-h100-sxm5-80gb"' in settings
+
+
+def test_the_accelerator_follows_an_explicit_gpu_and_an_unknown_type_is_refused(pools):
+    assert args(pools["h100-spot"]).gpu == H100
+    assert args(pools["h100-spot"], gpu="A100-SXM4-80GB").gpu == "A100-SXM4-80GB"
+    unknown = pools["h100-spot"].model_copy(update={"instance_types": ["p9.huge"]})
+    with pytest.raises(ValueError, match=r"GpuPoolArgs\.gpu: .*p9\.huge"):
+        args(unknown)
+    with pytest.raises(ValueError, match=r"GpuPoolArgs\.gpu: .*label value"):
+        args(pools["h100-spot"], gpu="H100 80GB")
+
+
+def test_every_catalog_gpu_names_a_valid_accelerator_label_and_the_autoscalers_known_types_match():
+    """`nvidia-` and the catalog's GPU name in lower case; for A10G, L4 and L40S exactly the values
+    cluster-autoscaler's AWS provider lists as known GPU types (availableGPUTypes)."""
+    from components.catalog import load_catalog
+    from components.manifests.scheduling import accelerator_value
+
+    values = {gpu: accelerator_value(gpu) for gpu in load_catalog().gpus}
+    assert {values["A10G"], values["L4"], values["L40S"]} == {"nvidia-a10g", "nvidia-l4", "nvidia-l40s"}
+    assert values["H100-SXM5-80GB"] == "nvidia-h100-sxm5-80gb"
+    assert all(len(v) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?", v) for v in values.values())
+    assert len(set(values.values())) == len(values)

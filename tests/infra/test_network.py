@@ -202,11 +202,37 @@ def test_flow_logs_record_all_traffic_to_a_90_day_log_group_through_a_narrow_rol
     (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
-    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
-    assert all(action.startswith("logs:") and "*" not in action for action in statement["Action"])
-    assert "logs:PutLogEvents" in statement["Action"] and "logs:CreateLogGroup" not in statement["Action"]
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    actions = [action for statement in statements for action in statement["Action"]]
+    assert all(action.startswith("logs:") and "*" not in action for action in actions)
+    assert "logs:PutLogEvents" in actions and "logs:CreateLogGroup" not in actions
     group_arn = flow_log.inputs["logDestination"]
-    assert statement["Resource"] == [group_arn, f"{group_arn}:*"]
+    (write,) = [s for s in statements if "logs:PutLogEvents" in s["Action"]]
+    assert write["Resource"] == [group_arn, f"{group_arn}:*"]
+
+
+ACCOUNT_LEVEL_LOG_ACTIONS = {"logs:DescribeLogGroups"}
+"""CloudWatch Logs actions with no resource type in the Service Authorization Reference: only
+Resource "*" grants them."""
+
+
+def test_flow_logs_role_grants_describe_log_groups_on_star_where_iam_can_grant_it():
+    """DescribeLogGroups is in AWS's documented delivery role, but it takes no resource: granted on the
+    log group's ARN it grants nothing. It must stand alone on "*", and nothing else may ride along."""
+    (policy,) = of_type(recorded(), ROLE_POLICY)
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    granted = {action: statement["Resource"] for statement in statements for action in statement["Action"]}
+    assert set(granted) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "logs:DescribeLogStreams",
+        "logs:DescribeLogGroups",
+    }
+    for action, resource in granted.items():
+        if action in ACCOUNT_LEVEL_LOG_ACTIONS:
+            assert resource == "*", action
+        else:
+            assert resource != "*" and "*" not in resource, action
 
 
 def test_no_flow_log_resources_when_flow_logs_are_off():

@@ -8,7 +8,6 @@ import json
 import re
 from fnmatch import fnmatchcase
 
-import pulumi_aws
 import pytest
 
 from components.aws.tags import stack_tags
@@ -170,7 +169,6 @@ def test_every_kubernetes_resource_uses_the_cluster_provider(rendered):
     for resource in result.resources:
         if resource.type.startswith("kubernetes:"):
             assert resource.provider.startswith(provider.urn + "::"), resource.name
-            assert resource.options["deletedWith"], resource.name
 
 
 def test_aws_resources_use_the_explicit_provider_for_the_spec_region(rendered):
@@ -191,6 +189,7 @@ def test_every_child_is_parented_under_a_component(rendered):
         "inferfleet:kubernetes:ClusterAddons",
         "inferfleet:kubernetes:ServingWorkloads",
         "pulumi:providers:aws",
+        "pulumi:providers:kubernetes",
     }
 
 

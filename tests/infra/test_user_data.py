@@ -365,6 +365,8 @@ def test_no_aws_cli_skips_the_hook_without_failing(node):
 
 ENDPOINT = "https://ABC.gr7.us-east-1.eks.amazonaws.com"
 CA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="
+GPU = "H100-SXM5-80GB"
+"""The catalog's GPU of the prod H100 pools' p5.48xlarge."""
 
 
 @pytest.fixture(scope="module")
@@ -379,7 +381,7 @@ def build(pool, ami_family="al2023-nvidia", warm_pool=False, images=(IMAGE,), la
         endpoint=ENDPOINT,
         ca_data=CA,
         service_cidr="172.20.0.0/16",
-        labels=pool_labels(pool),
+        labels=pool_labels(pool, GPU),
         taints=[t.kubelet_flag() for t in pool_taints(pool)],
         ami_family=ami_family,
         prepull_images=list(images),
@@ -421,7 +423,9 @@ def test_node_config_carries_the_pool_labels_and_taints(spot_pool):
     }
     flags = dict(flag.split("=", 1) for flag in config["spec"]["kubelet"]["flags"])
     labels = dict(pair.split("=", 1) for pair in flags["--node-labels"].split(","))
-    assert labels == pool_labels(spot_pool)
+    assert labels == pool_labels(spot_pool, GPU)
+    # Cluster Autoscaler's GPU label, set by the kubelet when it registers (before the device plugin runs).
+    assert labels["k8s.amazonaws.com/accelerator"] == "nvidia-h100-sxm5-80gb"
     assert flags["--register-with-taints"].split(",") == [t.kubelet_flag() for t in pool_taints(spot_pool)]
     assert "inferfleet.io/spot=true:NoSchedule" in flags["--register-with-taints"].split(",")
 
@@ -557,13 +561,47 @@ def test_user_data_stays_within_the_ec2_limit(spot_pool):
     assert len(build(spot_pool, images=[IMAGE] * 20).encode()) < 16 * 1024
 
 
+REAL_SIZE_CA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t" + "Q" * 1432
+"""As long as EKS's certificateAuthority.data: base64 of an RSA-2048 CA certificate's PEM (about 1.1 KB of
+PEM, 1,468 characters of base64)."""
+REAL_SIZE_ENDPOINT = "https://" + "0123456789ABCDEF" * 2 + ".gr7.us-east-1.eks.amazonaws.com"
+"""EKS endpoints carry a 32-character id."""
+
+
+def test_the_render_margin_covers_what_a_deploy_puts_in_place_of_the_stand_ins(spot_pool):
+    """The aws-limits check measures rendered user data, where the CA and the endpoint are the mocks' short
+    stand-ins; its margin must cover the difference to the real values, and a warm pool's user data with
+    real values must fit EC2's limit (16384 bytes raw)."""
+    from components.checks.aws_limits import USER_DATA_DEPLOY_MARGIN_BYTES, USER_DATA_LIMIT_BYTES
+
+    def document(ca: str, endpoint: str) -> str:
+        return node_user_data(
+            cluster_name="inferfleet-prod",
+            endpoint=endpoint,
+            ca_data=ca,
+            service_cidr="172.20.0.0/16",
+            labels=pool_labels(spot_pool, GPU),
+            taints=[t.kubelet_flag() for t in pool_taints(spot_pool)],
+            ami_family="al2023-nvidia",
+            prepull_images=[ECR_IMAGE, IMAGE],
+            warm_pool=True,
+            launch_hook=LaunchHook(GROUP, HOOK),
+        )
+
+    rendered = len(document(CA, ENDPOINT).encode())
+    real = len(document(REAL_SIZE_CA, REAL_SIZE_ENDPOINT).encode())
+    assert 0 < real - rendered <= USER_DATA_DEPLOY_MARGIN_BYTES
+    assert real <= USER_DATA_LIMIT_BYTES == 16384
+
+
 def test_bottlerocket_settings_parse_as_toml(spot_pool):
     settings = tomllib.loads(build(spot_pool, ami_family="bottlerocket-nvidia"))["settings"]["kubernetes"]
     assert settings["cluster-name"] == "inferfleet-prod"
     assert settings["api-server"] == ENDPOINT
     assert settings["cluster-certificate"] == CA
     assert settings["cluster-dns-ip"] == "172.20.0.10"
-    assert settings["node-labels"] == pool_labels(spot_pool)
+    assert settings["node-labels"] == pool_labels(spot_pool, GPU)
+    assert settings["node-labels"]["k8s.amazonaws.com/accelerator"] == "nvidia-h100-sxm5-80gb"
     assert settings["node-taints"] == {t.key: [f"{t.value}:{t.effect}"] for t in pool_taints(spot_pool)}
 
 

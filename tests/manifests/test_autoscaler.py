@@ -75,8 +75,10 @@ def test_pools_with_the_same_capacity_and_best_position_share_one_level(prod):
     groups = names(prod)
     priorities = priority_expander_priorities(prod, groups)
     assert priority_of(priorities, groups["h100-spot"]) == priority_of(priorities, groups["l40s-spot"])
-    assert len(priorities) == 3
-    assert sorted(priorities) == [10, 20, 30]
+    # spot: h100-spot and l40s-spot (first choices), l40s-24xl-spot (rag's second); on demand: l4-ondemand
+    # (rerank's first), h100-ondemand (chat's second), l40s-ondemand (rag's third).
+    assert len(priorities) == 5
+    assert sorted(priorities) == [10, 20, 30, 40, 50]
 
 
 def test_patterns_are_anchored_and_escaped(prod):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from components.manifests.autoscaling import burst_query, load_signal, scaled_object
 from components.manifests.placement import replica_sets
+from components.manifests.serving import SKIP_AWAIT_ANNOTATION
+from components.manifests.stack import WORKLOAD_KINDS, service_objects
 from components.planner import plan_stack
 from tests.manifests.conftest import KUBERNETES_VERSION
 from tests.manifests.test_placement import with_chat_pools
@@ -80,3 +82,32 @@ def test_triton_vllm_backend_scales_on_vllm_gauges(prod, catalog):
     burst = sets(changed, plan, "rerank")["rerank-burst"]
     signal = load_signal(burst, catalog)
     assert signal is not None and "vllm:num_requests_waiting" in signal.expression
+
+
+def _workloads_and_targets(spec, plan, catalog):
+    """(every Deployment and LeaderWorkerSet by name, the names some ScaledObject scales) of a stack."""
+    objects = [obj for service in spec.services for obj in service_objects(service, spec, plan, catalog).all()]
+    workloads = {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] in WORKLOAD_KINDS}
+    targets = {obj["spec"]["scaleTargetRef"]["name"] for obj in objects if obj["kind"] == "ScaledObject"}
+    return workloads, targets
+
+
+def test_what_keda_scales_leaves_its_replica_count_to_keda(planned, catalog):
+    """Server-side apply would reset a count the manifest sets on every update; KEDA's minReplicaCount
+    holds the minimum instead, and Pulumi does not await the API server's default of one replica."""
+    spec, plan = planned
+    workloads, targets = _workloads_and_targets(spec, plan, catalog)
+    assert targets and targets <= set(workloads)
+    for name in targets:
+        assert "replicas" not in workloads[name]["spec"], name
+        assert workloads[name]["metadata"]["annotations"][SKIP_AWAIT_ANNOTATION] == "true"
+
+
+def test_what_nothing_scales_keeps_its_fixed_count(planned, catalog):
+    spec, plan = planned
+    workloads, targets = _workloads_and_targets(spec, plan, catalog)
+    by_name = {r.name: r for service in spec.services for r in replica_sets(service, spec, plan)}
+    for name, workload in workloads.items():
+        if name not in targets:
+            assert workload["spec"]["replicas"] == by_name[name].replicas_min, name
+            assert SKIP_AWAIT_ANNOTATION not in workload["metadata"].get("annotations", {}), name

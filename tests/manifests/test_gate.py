@@ -10,9 +10,11 @@ import yaml
 
 from components.cli import build_parser
 from components.manifests import gate
+from components.manifests.scheduling import pool_labels, system_node_labels
 from components.manifests.stack import service_objects
 from components.stack import load_stack
 from tests.manifests.conftest import KUBERNETES_VERSION
+from tests.manifests.node_selection import admits
 from tests.manifests.validators import validate_object
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/inferfleet/prod/gate:gate-1@sha256:" + "a" * 64
@@ -36,6 +38,8 @@ def test_every_gate_job_is_a_valid_job_on_the_system_pool_without_an_api_token(p
         pod = job["spec"]["template"]["spec"]
         assert job["spec"]["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
         assert pod["automountServiceAccountToken"] is False and pod["nodeSelector"] == {"inferfleet.io/pool": "system"}
+        assert admits(pod, system_node_labels())
+        assert not any(admits(pod, pool_labels(pool)) for pool in spec.gpu_pools)
         for container in [*pod.get("initContainers", []), *pod["containers"]]:
             assert container["image"] == IMAGE and container["securityContext"]["runAsNonRoot"] is True
 

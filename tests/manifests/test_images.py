@@ -11,6 +11,7 @@ def test_each_pool_pre_pulls_the_images_of_the_services_that_may_run_there(prod,
         "h100-spot": [VLLM_IMAGE],
         "l40s-ondemand": [RAY_LLM_IMAGE],
         "l40s-spot": [RAY_LLM_IMAGE],
+        "l40s-24xl-spot": [RAY_LLM_IMAGE],
         "l4-ondemand": [TRITON_IMAGE],
     }
 

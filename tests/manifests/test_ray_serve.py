@@ -11,12 +11,13 @@ from components.manifests import ray_serve as rs
 from components.manifests import serving as s
 from components.manifests.placement import replica_sets, tolerations
 from components.manifests.probes import load_seconds
-from components.manifests.scheduling import GPU_TAINT_KEY, POOL_LABEL
+from components.manifests.scheduling import GPU_TAINT_KEY, pool_labels, system_node_labels, system_node_selector
 from components.manifests.versions import RAY_LLM_IMAGE, RAY_VERSION
 from components.planner import plan_stack
 from components.spec.models import CanarySpec
 from components.stack import load_stack
 from tests.manifests.conftest import KUBERNETES_VERSION
+from tests.manifests.node_selection import admits
 from tests.manifests.validators import validate_object
 
 STACKS = ["staging", "prod"]
@@ -89,9 +90,20 @@ def test_head_runs_no_replicas_and_no_gpu_on_the_system_nodes(stack, catalog):
         for kind in ("requests", "limits"):
             assert s.GPU_RESOURCE not in container["resources"].get(kind, {})
         assert all(t["key"] != GPU_TAINT_KEY for t in pod.get("tolerations", []))
-        terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-        assert terms == [{"matchExpressions": [{"key": POOL_LABEL, "operator": "DoesNotExist"}]}]
+        assert pod["nodeSelector"] == system_node_selector()
         assert {"name": "serve", "containerPort": rs.SERVE_PORT} in container["ports"]
+
+
+def test_head_fits_the_system_nodes_and_no_gpu_node(stack, catalog):
+    """The labels the system node group gives its nodes (scheduling.py, read by components/aws/cluster.py)
+    admit the head; no GPU pool's labels do, so the head never waits on a GPU node."""
+    spec, plan = stack
+    for service in ray_serve_services(spec):
+        head = ray_service_of(rs.ray_serve_objects(service, spec, plan, catalog))["spec"]["rayClusterConfig"]["headGroupSpec"]
+        pod = head["template"]["spec"]
+        assert admits(pod, system_node_labels())
+        for pool in spec.gpu_pools:
+            assert not admits(pod, pool_labels(pool)), pool.name
 
 
 def test_worker_groups_are_the_replica_sets(stack, catalog):
@@ -100,7 +112,7 @@ def test_worker_groups_are_the_replica_sets(stack, catalog):
         ray_service = ray_service_of(rs.ray_serve_objects(service, spec, plan, catalog))
         groups = {g["groupName"]: g for g in ray_service["spec"]["rayClusterConfig"]["workerGroupSpecs"]}
         sets = {r.name: r for r in replica_sets(service, spec, plan)}
-        assert set(groups) == set(sets) == {f"{service.name}-floor", f"{service.name}-burst"}
+        assert set(groups) == set(sets) >= {f"{service.name}-floor", f"{service.name}-burst"}
         floor, burst = groups[f"{service.name}-floor"], groups[f"{service.name}-burst"]
         assert floor["minReplicas"] == floor["maxReplicas"] == floor["replicas"] == service.replicas.min
         assert (burst["minReplicas"], burst["maxReplicas"]) == (0, service.replicas.max - service.replicas.min)

@@ -160,7 +160,10 @@ def test_deployments_ask_for_the_planned_gpus_and_drain_within_the_spot_notice(s
                 for obj in triton_objects(service, spec, plan, catalog)
                 if obj["kind"] == "Deployment" and obj["metadata"]["name"] == replica_set.name
             )
-            assert deployment["spec"]["replicas"] == replica_set.replicas_min
+            if replica_set.autoscaled:
+                assert "replicas" not in deployment["spec"]
+            else:
+                assert deployment["spec"]["replicas"] == replica_set.replicas_min
             pod = deployment["spec"]["template"]["spec"]
             (container,) = pod["containers"]
             resources = container["resources"]

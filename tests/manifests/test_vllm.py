@@ -14,7 +14,7 @@ from components.manifests.monitoring import OTLP_TRACES_GRPC_ENDPOINT
 from components.manifests.placement import replica_sets
 from components.manifests.probes import PROBE_PERIOD_SECONDS, load_seconds
 from components.manifests.serving import SPOT_NOTICE_SECONDS
-from components.manifests.vllm import leader_worker_set, vllm_args, vllm_objects
+from components.manifests.vllm import vllm_args, vllm_objects
 from components.planner import plan_stack
 from components.spec.models import StackSpec
 from tests.manifests.conftest import KUBERNETES_VERSION
@@ -159,6 +159,16 @@ def test_replica_over_several_nodes_is_a_leader_worker_set(multi_node, catalog):
     for role in ("leaderTemplate", "workerTemplate"):
         assert template[role]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 8
     assert "inferfleet.io/revision" not in template["workerTemplate"]["metadata"]["labels"]
+
+
+def test_a_burst_leader_worker_set_leaves_its_count_to_keda(multi_node, catalog):
+    """The floor's LeaderWorkerSet keeps its size; the burst's has no `spec.replicas`, so applies do not
+    reset what KEDA scaled it to (its ScaledObject's minReplicaCount holds the minimum)."""
+    spec, plan = multi_node
+    lws = {o["metadata"]["name"]: o for o in vllm_objects(spec.services[0], spec, plan, catalog) if o["kind"] == "LeaderWorkerSet"}
+    assert lws["big-floor"]["spec"]["replicas"] == 1
+    assert "replicas" not in lws["big-burst"]["spec"]
+    validate_object(lws["big-burst"], KUBERNETES_VERSION)
 
 
 def test_leader_worker_set_checks_catch_its_own_and_its_pods_fields(multi_node, catalog):

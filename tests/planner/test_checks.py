@@ -45,7 +45,53 @@ def test_cpu_instance_type_rejected_in_a_gpu_pool(tmp_path, stack):
 def test_pool_types_must_share_a_gpu_count(tmp_path, stack):
     stack["gpuPools"][1]["instanceTypes"] = ["g6.xlarge", "g6.12xlarge"]
     (problem,) = problems(tmp_path, stack)
-    assert problem.startswith("gpuPools.1.instanceTypes.1: g6.12xlarge has 4 GPUs but g6.xlarge has 1")
+    assert problem.startswith("gpuPools.1.instanceTypes: the instance types of a pool must share one shape")
+    assert "g6.xlarge is 1 x L4, 4 vCPU, 16 GiB; g6.12xlarge is 4 x L4, 48 vCPU, 192 GiB" in problem
+
+
+@pytest.mark.parametrize(
+    ("types", "facts"),
+    [
+        # Same GPU model and count, more vCPUs and memory: Cluster Autoscaler's AWS README asks that a
+        # group's types "have the same amount of RAM and number of CPU cores".
+        (["g6.xlarge", "g6.2xlarge"], "g6.xlarge is 1 x L4, 4 vCPU, 16 GiB; g6.2xlarge is 1 x L4, 8 vCPU, 32 GiB"),
+        (["g6e.12xlarge", "g6e.24xlarge"], "g6e.12xlarge is 4 x L40S, 48 vCPU, 384 GiB; g6e.24xlarge is 4 x L40S, 96 vCPU, 768 GiB"),
+        # Same GPU count, vCPUs and memory, another GPU model (and GPU memory, so another plan).
+        (
+            ["p5.48xlarge", "p5en.48xlarge"],
+            "p5.48xlarge is 8 x H100-SXM5-80GB, 192 vCPU, 2048 GiB; p5en.48xlarge is 8 x H200-SXM-141GB, 192 vCPU, 2048 GiB",
+        ),
+    ],
+)
+def test_pool_types_must_share_one_shape(tmp_path, stack, types, facts):
+    stack["gpuPools"][1]["instanceTypes"] = types
+    (problem,) = problems(tmp_path, stack)
+    assert problem.startswith("gpuPools.1.instanceTypes: the instance types of a pool must share one shape")
+    assert facts in problem
+
+
+def test_one_shape_problem_names_the_differing_types_at_the_pools_instance_types_line(tmp_path, stack):
+    stack["gpuPools"][1]["instanceTypes"] = ["p5.48xlarge", "p5en.48xlarge", "p4de.24xlarge", "p5.48xlarge"]
+    path = tmp_path / "dev.yaml"
+    text = yaml.safe_dump(stack, sort_keys=False)
+    path.write_text(text)
+    with pytest.raises(StackError) as raised:
+        load_stack(path)
+    (problem,) = raised.value.problems
+    lines = text.splitlines()
+    spot = next(i for i, line in enumerate(lines) if line.strip() == "- name: spot")
+    expected = next(i for i in range(spot, len(lines)) if lines[i].strip().startswith("instanceTypes:")) + 1
+    assert (problem.line, problem.path) == (expected, ("gpuPools", 1, "instanceTypes"))
+    assert str(problem).startswith(f"{path}:{expected}: gpuPools.1.instanceTypes: ")
+    # The first type and each type of another shape, once; the repeated first type is no difference.
+    assert problem.message.count("p5.48xlarge is") == 1
+    assert "p5en.48xlarge is 8 x H200-SXM-141GB" in problem.message
+    assert "p4de.24xlarge is 8 x A100-SXM4-80GB, 96 vCPU, 1152 GiB" in problem.message
+
+
+def test_a_pool_of_one_shape_passes(tmp_path, stack):
+    stack["gpuPools"][1]["instanceTypes"] = ["g6.xlarge", "g6.xlarge"]
+    assert problems(tmp_path, stack) == []
 
 
 def test_capacity_block_only_type_rejected_in_an_auto_scaling_pool(tmp_path, stack):

@@ -75,9 +75,10 @@ def test_wildcard_action_fires(prod):
 
 def test_bucket_settings_fire_when_missing(prod):
     resources = [r for r in prod.resources if not r.type.startswith("aws:s3/bucket") or r.type == "aws:s3/bucket:Bucket"]
+    buckets = [r for r in prod.resources if r.type == "aws:s3/bucket:Bucket"]
     for policy in ("s3-encrypted", "s3-versioned", "s3-public-access-blocked"):
-        (violation,) = prod.violations(policy, resources)
-        assert violation.type == "aws:s3/bucket:Bucket", policy
+        violations = prod.violations(policy, resources)
+        assert len(violations) == len(buckets) and {v.type for v in violations} == {"aws:s3/bucket:Bucket"}, policy
 
 
 def test_tag_images_fire_in_prod_as_mandatory_and_digests_pass(prod, dev):

@@ -25,7 +25,7 @@ VALID_STACK: dict[str, Any] = {
     },
     "gpuPools": [
         {"name": "ondemand", "instanceTypes": ["g6.xlarge"], "capacityType": "onDemand", "minSize": 1, "maxSize": 3},
-        {"name": "spot", "instanceTypes": ["g6.xlarge", "g6.2xlarge"], "capacityType": "spot", "minSize": 0, "maxSize": 4},
+        {"name": "spot", "instanceTypes": ["g6.xlarge"], "capacityType": "spot", "minSize": 0, "maxSize": 4},
     ],
     "services": [
         {

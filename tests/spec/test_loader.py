@@ -162,7 +162,7 @@ def test_unknown_key_with_no_close_match_lists_the_allowed_keys(write_text):
     path = write_text(edit("  endpointAccess: public\n", "  endpointAccess: public\n  zzz: 1\n"))
     assert problem_lines(path) == [
         f"{path}:12: cluster.zzz: unknown key 'zzz'; expected one of: "
-        "endpointAccess, gpuAmiFamily, gpuAmiId, kubernetesVersion, publicAccessCidrs, systemPool"
+        "deployRunner, endpointAccess, gpuAmiFamily, gpuAmiId, kubernetesVersion, publicAccessCidrs, systemPool"
     ]
 
 

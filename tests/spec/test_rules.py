@@ -31,6 +31,7 @@ def test_every_rule_is_registered_and_covered_here():
         "revisions_differ",
         "tracing_endpoint_needs_tracing",
         "deploy_gate_needs_built_images",
+        "private_endpoint_needs_runner",
     ]
 
 
@@ -243,9 +244,11 @@ def test_invalid_public_access_cidr_rejected(stack, spec_problems):
     ]
 
 
+RUNNER = {"stateBackend": "s3://acme-pulumi-state/inferfleet?region=us-east-1"}
+
+
 def test_public_access_cidrs_with_private_endpoint_rejected(stack, spec_problems):
-    stack["cluster"]["endpointAccess"] = "private"
-    stack["cluster"]["publicAccessCidrs"] = ["203.0.113.0/24"]
+    stack["cluster"].update(endpointAccess="private", deployRunner=RUNNER, publicAccessCidrs=["203.0.113.0/24"])
     assert spec_problems(stack) == [("cluster.publicAccessCidrs", "has no effect with endpointAccess private")]
 
 
@@ -257,8 +260,24 @@ def test_valid_public_access_cidrs_with_public_endpoint_accepted(stack, spec_pro
 
 
 def test_private_endpoint_without_public_cidrs_accepted(stack, spec_problems):
-    stack["cluster"]["endpointAccess"] = "private"
+    stack["cluster"].update(endpointAccess="private", deployRunner=RUNNER)
     assert spec_problems(stack) == []
+
+
+# private_endpoint_needs_runner
+
+
+def test_a_private_endpoint_needs_the_runner_that_deploys_the_workloads(stack, spec_problems):
+    stack["cluster"]["endpointAccess"] = "private"
+    ((path, message),) = spec_problems(stack)
+    assert path == "cluster.endpointAccess" and "give cluster.deployRunner" in message
+
+
+@pytest.mark.parametrize("backend", ["https://api.pulumi.com", "s3://Bad_Bucket/x", "file:///tmp/state"])
+def test_the_runner_takes_an_s3_state_backend(stack, spec_problems, backend):
+    stack["cluster"].update(endpointAccess="private", deployRunner={"stateBackend": backend})
+    ((path, _),) = spec_problems(stack)
+    assert path == "cluster.deployRunner.stateBackend"
 
 
 # workload_fits_max_model_len

@@ -1,0 +1,405 @@
+"""AWS and Kubernetes limits: the GPU nodes' user data fits EC2's size limit, and the names the program gives
+AWS resources and Kubernetes objects fit their services' length and format rules.
+
+Each of these fails only at `pulumi up`, often half-way through it (EC2 refuses a launch template version,
+IAM a role, the API server an object), while every schema check passes: the limits are properties of the
+values, not of their shape. Three checks, one Problem each:
+
+- user data: the raw (base64-decoded) user data of every launch template, plus USER_DATA_DEPLOY_MARGIN
+  for what a deploy puts into it that a render only stands in for, stays within EC2's 16 KB;
+- AWS names: the physical name each recorded resource will have (its name input, its name prefix plus the
+  provider's unique suffix, or Pulumi's auto-name from its logical name) is within the limit of
+  NAME_LIMITS;
+- Kubernetes names: `metadata.name` and `metadata.namespace` of every object, and every label key and value
+  (object and pod-template labels, selectors' `matchLabels`, pods' `nodeSelector`), follow the API
+  server's rules (k8s.io/apimachinery/pkg/util/validation).
+
+Pure: recorded resources (RecordedResource.to_json() dicts) and manifests in, Problems out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from components.catalog import Catalog
+from components.checks import Manifests, Problem, Resources
+
+CHECK = "aws-limits"
+
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+USER_DATA_LIMIT_BYTES = 16384
+"""EC2 User Guide, "Work with instance user data": "User data is limited to 16 KB, in raw form, before it is
+base64-encoded." CreateLaunchTemplate(Version) refuses more with `InvalidUserData.Malformed: User data is
+limited to 16384 bytes` (the base64 text itself may be up to 4/3 of that)."""
+USER_DATA_DEPLOY_MARGIN_BYTES = 2048
+"""Room for what a real deploy writes into the user data where a render has stand-ins.
+
+Nothing is appended to the user data after the launch template version is created: EC2 checks its size
+then, and neither cloud-init nor nodeadm adds to it (nodeadm only reads the NodeConfig the user data carries;
+only EKS *managed* node groups merge a NodeConfig part of their own, and these groups are self-managed).
+The cluster's CA bundle is already in it: components.aws.user_data puts EKS's `certificateAuthority.data`
+into the NodeConfig (AL2023) or `settings.kubernetes.cluster-certificate` (Bottlerocket). What a render
+lacks is the real value: the mocks give a 40-byte stand-in where EKS gives the base64 of its CA's PEM
+(an RSA-2048 certificate: about 1.1 KB of PEM, about 1.5 KB of base64), and a 17-character endpoint id
+where EKS's has 32. 2 KB covers both with room to spare; the issue's "about 1.4 KB for the CA" is the same
+quantity, but it is not added at boot, it is missing from the render."""
+
+AUTONAME_SUFFIX = 8
+"""Pulumi's auto-name: the logical name, "-" and 7 random hex characters (pulumi-terraform-bridge
+`tfbridge.AutoName`: Separator "-", Randlen 7), when the program sets no name."""
+PREFIX_SUFFIX = 26
+"""A `namePrefix` gets the Terraform AWS provider's unique suffix, 26 characters
+(`id.UniqueIDSuffixLength`; the provider's role name prefix limit is `roleNameMaxLen - UniqueIDSuffixLength`,
+64 - 26 = 38)."""
+
+
+@dataclass(frozen=True)
+class NameLimit:
+    """The longest physical name AWS accepts for one resource type, and where the program sets it."""
+
+    resource_type: str
+    max_length: int
+    source: str
+    name_input: str = "name"
+    prefix_input: str | None = "namePrefix"
+
+
+_SERVICE_MODEL = "AWS service model (botocore 1.43 data/<service>/service-2.json)"
+NAME_LIMITS: tuple[NameLimit, ...] = (
+    NameLimit("aws:iam/role:Role", 64, f"IAM CreateRole RoleName: length 1-64 ({_SERVICE_MODEL}, roleNameType)"),
+    NameLimit(
+        "aws:iam/instanceProfile:InstanceProfile",
+        128,
+        f"IAM CreateInstanceProfile InstanceProfileName: length 1-128 ({_SERVICE_MODEL}, instanceProfileNameType)",
+    ),
+    NameLimit("aws:iam/policy:Policy", 128, f"IAM CreatePolicy PolicyName: length 1-128 ({_SERVICE_MODEL})"),
+    NameLimit("aws:iam/rolePolicy:RolePolicy", 128, f"IAM PutRolePolicy PolicyName: length 1-128 ({_SERVICE_MODEL})"),
+    NameLimit(
+        "aws:sqs/queue:Queue",
+        80,
+        "SQS CreateQueue QueueName: 'A queue name can have up to 80 characters' (SQS API Reference; same text in "
+        "the service model)",
+    ),
+    NameLimit(
+        "aws:cloudwatch/eventRule:EventRule",
+        64,
+        f"EventBridge PutRule Name: length 1-64, [.-_A-Za-z0-9]+ ({_SERVICE_MODEL}, RuleName)",
+    ),
+    NameLimit(
+        "aws:s3/bucket:Bucket",
+        63,
+        "S3 User Guide, general purpose bucket naming rules: 'between 3 (min) and 63 (max) characters long'",
+        name_input="bucket",
+        prefix_input="bucketPrefix",
+    ),
+    NameLimit(
+        "aws:s3/bucketV2:BucketV2",
+        63,
+        "S3 User Guide, general purpose bucket naming rules: 'between 3 (min) and 63 (max) characters long'",
+        name_input="bucket",
+        prefix_input="bucketPrefix",
+    ),
+    NameLimit(
+        "aws:autoscaling/group:Group",
+        255,
+        f"Auto Scaling CreateAutoScalingGroup AutoScalingGroupName: length 1-255 ({_SERVICE_MODEL})",
+    ),
+    NameLimit(
+        "aws:autoscaling/lifecycleHook:LifecycleHook",
+        255,
+        f"Auto Scaling PutLifecycleHook LifecycleHookName: length 1-255 ({_SERVICE_MODEL})",
+        prefix_input=None,
+    ),
+    NameLimit(
+        LAUNCH_TEMPLATE,
+        128,
+        f"EC2 CreateLaunchTemplate LaunchTemplateName: length 3-128 ({_SERVICE_MODEL})",
+    ),
+    NameLimit(
+        "aws:kms/alias:Alias",
+        256,
+        f"KMS CreateAlias AliasName: length 1-256, 'alias/' included ({_SERVICE_MODEL}, AliasNameType)",
+    ),
+    NameLimit(
+        "aws:cloudwatch/logGroup:LogGroup",
+        512,
+        f"CloudWatch Logs CreateLogGroup logGroupName: length 1-512 ({_SERVICE_MODEL})",
+    ),
+    NameLimit(
+        "aws:ecr/repository:Repository",
+        256,
+        f"ECR CreateRepository repositoryName: length 2-256 ({_SERVICE_MODEL})",
+        prefix_input=None,
+    ),
+    NameLimit("aws:eks/cluster:Cluster", 100, f"EKS CreateCluster name: length 1-100 ({_SERVICE_MODEL})", prefix_input=None),
+    NameLimit(
+        "aws:codebuild/project:Project",
+        150,
+        f"CodeBuild CreateProject name: length 2-150 ({_SERVICE_MODEL})",
+        prefix_input=None,
+    ),
+    NameLimit(
+        "aws:ec2/securityGroup:SecurityGroup",
+        255,
+        "EC2 CreateSecurityGroup GroupName: 'Up to 255 characters in length' (service model documentation)",
+    ),
+)
+"""Name length limits per resource type, each with its source. The four the issue names (IAM role, SQS queue,
+EventBridge rule, S3 bucket) and the other named resources this program creates."""
+NAME_LIMITS_BY_TYPE = {limit.resource_type: limit for limit in NAME_LIMITS}
+
+# Kubernetes (k8s.io/apimachinery/pkg/util/validation/validation.go).
+DNS1123_SUBDOMAIN_MAX = 253
+DNS1123_LABEL_MAX = 63
+DNS1035_LABEL_MAX = 63
+LABEL_VALUE_MAX = 63
+QUALIFIED_NAME_MAX = 63
+_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL = re.compile(rf"^{_DNS1123_LABEL}$")
+DNS1123_SUBDOMAIN = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*$")
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+DNS1035_NAMED_KINDS = frozenset({("", "Service")})
+"""core/v1 Service names are DNS-1035 labels (ValidateServiceName = NameIsDNS1035Label): at most 63, and
+they start with a letter (a Service name becomes a DNS label and environment variable names)."""
+DNS1123_LABEL_NAMED_KINDS = frozenset({("", "Namespace")})
+"""Namespace names are DNS-1123 labels (ValidateNamespaceName = NameIsDNSLabel): at most 63."""
+PATH_SEGMENT_NAMED_KINDS = frozenset(
+    {
+        ("rbac.authorization.k8s.io", "Role"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("rbac.authorization.k8s.io", "RoleBinding"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    }
+)
+"""RBAC names only need to be path segments (ValidateRBACName = path.IsValidPathSegmentName): `system:` names
+with colons are valid there. Every other kind's name is a DNS-1123 subdomain (at most 253)."""
+
+
+def check(resources: Resources, manifests: Manifests, catalog: Catalog) -> list[Problem]:
+    del catalog
+    problems = list(_user_data_problems(resources))
+    problems += _aws_name_problems(resources)
+    problems += _kubernetes_problems(manifests)
+    return problems
+
+
+# --- user data -------------------------------------------------------------------------------------------
+
+
+def user_data_bytes(encoded: str) -> int:
+    """The raw size EC2 counts: the base64 input decoded."""
+    return len(base64.b64decode(encoded, validate=True))
+
+
+def _user_data_problems(resources: Resources) -> Iterator[Problem]:
+    budget = USER_DATA_LIMIT_BYTES - USER_DATA_DEPLOY_MARGIN_BYTES
+    for resource in resources:
+        if resource.get("type") != LAUNCH_TEMPLATE:
+            continue
+        encoded = (resource.get("inputs") or {}).get("userData")
+        if encoded is None:
+            continue
+        subject = _aws_subject(resource)
+        if not isinstance(encoded, str):
+            yield Problem(CHECK, subject, f"userData is not base64 text: {type(encoded).__name__}")
+            continue
+        try:
+            size = user_data_bytes(encoded)
+        except (binascii.Error, ValueError) as error:
+            yield Problem(CHECK, subject, f"userData is not valid base64 ({error}); EC2 refuses it")
+            continue
+        if size > budget:
+            yield Problem(
+                CHECK,
+                subject,
+                f"user data is {size} bytes raw; with {USER_DATA_DEPLOY_MARGIN_BYTES} bytes for the cluster CA and "
+                f"endpoint a deploy puts in place of the render's stand-ins it reaches "
+                f"{size + USER_DATA_DEPLOY_MARGIN_BYTES}, over EC2's {USER_DATA_LIMIT_BYTES}-byte limit (raw, "
+                "before base64): the launch template version would be refused; shorten the join script or the "
+                "pre-pull list, or gzip the user data (cloud-init reads gzip)",
+            )
+
+
+# --- AWS names ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhysicalName:
+    """What AWS will be asked to call a resource: the length, and how the program made it."""
+
+    length: int
+    how: str
+
+
+def physical_name(resource: dict[str, Any], limit: NameLimit) -> PhysicalName | None:
+    """The name input as set; a name prefix and the provider's unique suffix; or Pulumi's auto-name.
+    None when the name is an unknown (a value only a deploy learns) or not a string."""
+    inputs = resource.get("inputs") or {}
+    name = inputs.get(limit.name_input)
+    if name is not None:
+        if not isinstance(name, str):
+            return None
+        return PhysicalName(len(name), f"{limit.name_input} {name!r}")
+    prefix = inputs.get(limit.prefix_input) if limit.prefix_input else None
+    if isinstance(prefix, str):
+        return PhysicalName(
+            len(prefix) + PREFIX_SUFFIX, f"{limit.prefix_input} {prefix!r} + a {PREFIX_SUFFIX}-character unique suffix"
+        )
+    logical = str(resource.get("name") or "")
+    return PhysicalName(
+        len(logical) + AUTONAME_SUFFIX,
+        f"Pulumi's auto-name from {logical!r} (+ '-' and {AUTONAME_SUFFIX - 1} random characters)",
+    )
+
+
+def _aws_name_problems(resources: Resources) -> Iterator[Problem]:
+    for resource in resources:
+        limit = NAME_LIMITS_BY_TYPE.get(str(resource.get("type")))
+        if limit is None or not resource.get("custom", True):
+            continue
+        name = physical_name(resource, limit)
+        if name is not None and name.length > limit.max_length:
+            yield Problem(
+                CHECK,
+                _aws_subject(resource),
+                f"name is {name.length} characters ({name.how}); AWS allows at most {limit.max_length} "
+                f"({limit.source})",
+            )
+
+
+def _aws_subject(resource: dict[str, Any]) -> str:
+    return f"{resource.get('type')} {resource.get('name')}"
+
+
+# --- Kubernetes names and labels ----------------------------------------------------------------------------
+
+
+def dns1123_subdomain_problem(value: str) -> str | None:
+    if len(value) > DNS1123_SUBDOMAIN_MAX:
+        return f"is {len(value)} characters, over a DNS-1123 subdomain's {DNS1123_SUBDOMAIN_MAX}"
+    if not DNS1123_SUBDOMAIN.match(value):
+        return "is not a DNS-1123 subdomain (lower-case alphanumerics, '-' and '.', alphanumeric at both ends)"
+    return None
+
+
+def dns1123_label_problem(value: str) -> str | None:
+    if len(value) > DNS1123_LABEL_MAX:
+        return f"is {len(value)} characters, over a DNS-1123 label's {DNS1123_LABEL_MAX}"
+    if not DNS1123_LABEL.match(value):
+        return "is not a DNS-1123 label (lower-case alphanumerics and '-', alphanumeric at both ends)"
+    return None
+
+
+def dns1035_label_problem(value: str) -> str | None:
+    if len(value) > DNS1035_LABEL_MAX:
+        return f"is {len(value)} characters, over a DNS-1035 label's {DNS1035_LABEL_MAX}"
+    if not DNS1035_LABEL.match(value):
+        return "is not a DNS-1035 label (lower-case alphanumerics and '-', a letter first, alphanumeric last)"
+    return None
+
+
+def path_segment_problem(value: str) -> str | None:
+    if value in (".", "..") or "/" in value or "%" in value or not value:
+        return "is not a path segment name (no '/', '%', not '.' or '..')"
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    if len(value) > LABEL_VALUE_MAX:
+        return f"is {len(value)} characters, over a label value's {LABEL_VALUE_MAX}"
+    if not LABEL_VALUE.match(value):
+        return "is not a label value (alphanumerics, '-', '_' and '.', alphanumeric at both ends, or empty)"
+    return None
+
+
+def label_key_problem(key: str) -> str | None:
+    """A qualified name: an optional DNS-1123 subdomain prefix and '/', then a name of at most 63."""
+    prefix, slash, name = key.rpartition("/")
+    if slash:
+        if not prefix:
+            return "has an empty prefix"
+        problem = dns1123_subdomain_problem(prefix)
+        if problem:
+            return f"prefix {prefix!r} {problem}"
+    if len(name) > QUALIFIED_NAME_MAX:
+        return f"name part is {len(name)} characters, over {QUALIFIED_NAME_MAX}"
+    if not QUALIFIED_NAME.match(name):
+        return "name part is not a qualified name (alphanumerics, '-', '_' and '.', alphanumeric at both ends)"
+    return None
+
+
+def _group_kind(obj: dict[str, Any]) -> tuple[str, str]:
+    return str(obj.get("apiVersion") or "").rpartition("/")[0], str(obj.get("kind") or "")
+
+
+def name_problem(obj: dict[str, Any]) -> str | None:
+    """The API server's rule for this kind's metadata.name."""
+    name = (obj.get("metadata") or {}).get("name")
+    if not isinstance(name, str):
+        return None
+    group_kind = _group_kind(obj)
+    if group_kind in DNS1035_NAMED_KINDS:
+        return dns1035_label_problem(name)
+    if group_kind in DNS1123_LABEL_NAMED_KINDS:
+        return dns1123_label_problem(name)
+    if group_kind in PATH_SEGMENT_NAMED_KINDS:
+        return path_segment_problem(name)
+    return dns1123_subdomain_problem(name)
+
+
+def _label_maps(value: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every map of Kubernetes labels in an object: `labels` of any `metadata` (the object's, pod
+    templates', RayService group templates'), `matchLabels` of any selector and pods' `nodeSelector`.
+    Other maps named `labels` (a PrometheusRule's alert labels) are Prometheus labels, not Kubernetes ones."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if key == "metadata" and isinstance(item, dict) and isinstance(item.get("labels"), dict):
+                yield f"{here}.labels", item["labels"]
+            if key in ("matchLabels", "nodeSelector") and isinstance(item, dict):
+                yield here, item
+            yield from _label_maps(item, here)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _label_maps(item, f"{path}.{index}")
+
+
+def _k8s_subject(obj: dict[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    where = f"{namespace}/" if namespace else ""
+    return f"{obj.get('kind')} {where}{metadata.get('name')}"
+
+
+def _kubernetes_problems(manifests: Manifests) -> Iterator[Problem]:
+    for obj in manifests:
+        if not isinstance(obj, dict):
+            continue
+        subject = _k8s_subject(obj)
+        problem = name_problem(obj)
+        if problem:
+            yield Problem(CHECK, subject, f"metadata.name {problem}")
+        namespace = (obj.get("metadata") or {}).get("namespace")
+        if isinstance(namespace, str):
+            problem = dns1123_label_problem(namespace)
+            if problem:
+                yield Problem(CHECK, subject, f"metadata.namespace {problem}")
+        for where, labels in _label_maps(obj, ""):
+            for key, value in labels.items():
+                problem = label_key_problem(str(key))
+                if problem:
+                    yield Problem(CHECK, subject, f"{where}: key {key!r} {problem}")
+                if not isinstance(value, str):
+                    yield Problem(CHECK, subject, f"{where}.{key}: value {value!r} is not a string")
+                    continue
+                problem = label_value_problem(value)
+                if problem:
+                    yield Problem(CHECK, subject, f"{where}.{key}: value {value!r} {problem}")
