@@ -184,7 +184,10 @@ def test_plan_json_on_prod_has_services_pools_and_cost(capsys):
     assert {s["name"] for s in plan["services"]} == {"chat", "rag", "rerank"}
     assert {s["engine"] for s in plan["services"]} == {"vllm", "ray-serve", "triton"}
     pool_names = [p["name"] for p in plan["pools"]]
-    assert [n for n in pool_names if n != "system"] == ["h100-ondemand", "h100-spot", "l40s-ondemand", "l40s-spot", "l40s-24xl-spot", "l4-ondemand"]
+    assert [n for n in pool_names if n != "system"] == [
+        "h100-ondemand", "h100-spot", "h200-spot", "a100-spot",
+        "l40s-ondemand", "l40s-spot", "l40s-24xl-spot", "l4-ondemand",
+    ]
     for pool in plan["pools"]:
         assert POOL_KEYS <= set(pool)
         assert 0 <= pool["hourlyUsdMin"] <= pool["hourlyUsdMax"]

@@ -18,6 +18,16 @@
 # until this script completes the hook, once the images are pulled or the node has joined. Without
 # that, Auto Scaling stops a warming instance as soon as it runs, cutting the pre-pull short.
 #
+# What a warm instance pre-pulls is listed in an SSM parameter the user data names (the program writes the
+# list there, so an image rollout changes no launch template): read at every warm boot.
+#
+# A node that comes back into service (reused on scale-in, then taken out of the warm pool again) was
+# cordoned and drained by aws-node-termination-handler when Auto Scaling stopped it: in queue mode the
+# handler acts on EC2 stopping events and never uncordons. Its Node object survives the stop, so the node
+# would rejoin unschedulable. After a rejoin the script uncordons its own Node, with the node role's token
+# (the EKS access entry maps it to system:node:<name>; the NodeRestriction admission plugin lets a node
+# update its own Node's spec.unschedulable, though not its taints).
+#
 # nodeadm sets the NVMe instance stores up as one RAID0 array when it joins. A stop wipes instance
 # stores, so an instance that joined, went back to a warm pool on scale-in and is in service again has
 # an array that is gone and an mdadm config that still names it: nodeadm then fails to format a device
@@ -35,8 +45,13 @@ POLL_SECONDS="${INFERFLEET_POLL_SECONDS:-5}"
 # Where nodeadm records the array it created (and, finding it, does not create one again).
 MDADM_CONFIG="${INFERFLEET_MDADM_CONFIG:-/.aws/mdadm.conf}"
 
+# Where nodeadm leaves the kubelet's kubeconfig (the API server's address) and the cluster's CA.
+KUBELET_KUBECONFIG="${INFERFLEET_KUBELET_KUBECONFIG:-/var/lib/kubelet/kubeconfig}"
+CLUSTER_CA="${INFERFLEET_CLUSTER_CA:-/etc/kubernetes/pki/ca.crt}"
+
 NODECONFIG="$INFERFLEET_ETC/nodeconfig.yaml"
-PREPULL_LIST="$INFERFLEET_ETC/prepull-images"
+PREPULL_PARAMETER_FILE="$INFERFLEET_ETC/prepull-parameter"
+CLUSTER_NAME_FILE="$INFERFLEET_ETC/cluster-name"
 WARM_POOL_FLAG="$INFERFLEET_ETC/warm-pool"
 LAUNCH_HOOK_NAME_FILE="$INFERFLEET_ETC/lifecycle-hook-name"
 GROUP_NAME_FILE="$INFERFLEET_ETC/autoscaling-group-name"
@@ -98,14 +113,29 @@ registry_password() {
     fi
 }
 
+# Prints the pre-pull list from the SSM parameter the user data names; nothing when there is none or it
+# cannot be read (the kubelet then pulls the images when a pod needs them).
+prepull_list() {
+    [ -s "$PREPULL_PARAMETER_FILE" ] || return 0
+    local parameter token region
+    parameter="$(<"$PREPULL_PARAMETER_FILE")"
+    if ! command -v aws >/dev/null || ! token="$(imds_token)" || ! region="$(imds_get "$token" meta-data/placement/region)"; then
+        log "cannot read the pre-pull list $parameter (no aws CLI or no region)"
+        return 0
+    fi
+    aws ssm get-parameter --region "$region" --name "$parameter" --query Parameter.Value --output text </dev/null ||
+        log "cannot read the pre-pull list $parameter"
+}
+
 prepull_images() {
-    if [ ! -s "$PREPULL_LIST" ]; then
+    local list image password
+    list="$(prepull_list)"
+    if [ -z "$list" ]; then
         log "no images to pre-pull"
         return 0
     fi
     systemctl start containerd.service </dev/null || log "could not start containerd"
-    local image password
-    while IFS= read -r image <&3 || [ -n "$image" ]; do
+    while IFS= read -r image || [ -n "$image" ]; do
         image="${image%%#*}"
         image="${image//[[:space:]]/}"
         [ -n "$image" ] || continue
@@ -117,7 +147,7 @@ prepull_images() {
         else
             log "could not pre-pull $image; the kubelet pulls it when a pod needs it"
         fi
-    done 3<"$PREPULL_LIST"
+    done <<<"$list"
 }
 
 prepare_warm() {
@@ -142,16 +172,50 @@ instance_store_lost() {
     ! mountpoint -q "$mount_point" </dev/null
 }
 
+# Marks this node schedulable again (see the top). Never fatal: a node left cordoned still serves what runs on
+# it, and an operator can uncordon it; the reason is logged.
+uncordon_self() {
+    [ -s "$CLUSTER_NAME_FILE" ] || return 0
+    local cluster token region name server api_token attempt=1
+    cluster="$(<"$CLUSTER_NAME_FILE")"
+    if ! command -v aws >/dev/null || ! token="$(imds_token)" || ! region="$(imds_get "$token" meta-data/placement/region)" ||
+        ! name="$(imds_get "$token" meta-data/local-hostname)"; then
+        log "cannot uncordon: no aws CLI, region or node name"
+        return 0
+    fi
+    server="$(sed -n 's/^[[:space:]]*server:[[:space:]]*//p' "$KUBELET_KUBECONFIG" 2>/dev/null | head -n 1)"
+    if [ -z "$server" ] || [ ! -s "$CLUSTER_CA" ]; then
+        log "cannot uncordon $name: no API server in $KUBELET_KUBECONFIG or no CA at $CLUSTER_CA"
+        return 0
+    fi
+    while :; do
+        if api_token="$(aws eks get-token --region "$region" --cluster-name "$cluster" --query status.token --output text </dev/null)" &&
+            curl -fsS --max-time 10 --cacert "$CLUSTER_CA" -X PATCH -H "Authorization: Bearer $api_token" \
+                -H 'Content-Type: application/strategic-merge-patch+json' --data '{"spec":{"unschedulable":false}}' \
+                "$server/api/v1/nodes/$name" </dev/null >/dev/null; then
+            log "uncordoned $name"
+            return 0
+        fi
+        if [ "$attempt" -ge "$POLL_ATTEMPTS" ]; then
+            log "could not uncordon $name after $attempt attempts; kubectl uncordon $name makes it schedulable"
+            return 0
+        fi
+        sleep "$POLL_SECONDS"
+        attempt=$((attempt + 1))
+    done
+}
+
 join_cluster() {
     if [ -e "$JOINED_MARKER" ]; then
         if instance_store_lost; then
             log "instance store not mounted (wiped by a stop); forgetting the old array and running nodeadm again"
             rm -f "$MDADM_CONFIG"
             nodeadm_init
-            return 0
+        else
+            log "already joined; starting kubelet"
+            systemctl start kubelet.service </dev/null
         fi
-        log "already joined; starting kubelet"
-        systemctl start kubelet.service </dev/null
+        uncordon_self
         return 0
     fi
     nodeadm_init

@@ -18,7 +18,6 @@ whether or not its images are pulled.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.tags import named
-from components.aws.user_data import AMI_FAMILIES, LaunchHook, node_user_data
+from components.aws.user_data import AMI_FAMILIES, LaunchHook, launch_template_user_data, node_user_data
 from components.catalog import load_catalog
 from components.manifests.scheduling import accelerator_value, pool_labels, pool_taints
 from components.spec.models import GpuPoolSpec
@@ -61,7 +60,11 @@ hostPath, not EBS volumes. A future add-on that calls IMDS from a pod network ne
 
 SPOT_ALLOCATION_STRATEGY = "price-capacity-optimized"
 ON_DEMAND_ALLOCATION_STRATEGY = "prioritized"
-INSTANCE_REFRESH_MIN_HEALTHY_PERCENTAGE = 90
+INSTANCE_REFRESH_MIN_HEALTHY_PERCENTAGE = 100
+INSTANCE_REFRESH_MAX_HEALTHY_PERCENTAGE = 200
+"""A refresh (a new AMI or template) launches each replacement before it terminates the old instance: with 90%
+healthy of a one-node on-demand floor, Auto Scaling would terminate first and take the service below its floor.
+Launching first needs a capacity of up to twice the group during the refresh (AWS allows at most 200)."""
 
 AUTOSCALER_TAG_PREFIX = "k8s.io/cluster-autoscaler"
 CLUSTER_TAG_PREFIX = "kubernetes.io/cluster"
@@ -109,6 +112,11 @@ def node_ready_hook() -> aws.autoscaling.GroupInitialLifecycleHookArgs:
         default_result=NODE_READY_DEFAULT_RESULT,
         heartbeat_timeout=NODE_READY_HEARTBEAT_SECONDS,
     )
+
+
+def prepull_parameter_name(environment: str, pool_name: str) -> str:
+    """The SSM parameter holding a warm pool's pre-pull list."""
+    return f"/inferfleet/{environment}/prepull/{pool_name}"
 
 
 def ami_parameter_name(ami_family: str, kubernetes_version: str) -> str:
@@ -171,7 +179,7 @@ class GpuPoolArgs:
     """Pinned AMI; None resolves the recommended one once and keeps it (see GpuPool)."""
     cluster_service_cidr: str = SERVICE_IPV4_CIDR
     prepull_images: list[pulumi.Input[str]] = field(default_factory=list)
-    """Serving images that warm instances pull before they are needed."""
+    """Serving images that warm instances pull before they are needed (a warm-pool group's SSM parameter)."""
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -266,8 +274,9 @@ class GpuPool(pulumi.ComponentResource):
             image_id = args.ami_id
             template_opts = pulumi.ResourceOptions(parent=self)
 
-        user_data = pulumi.Output.all(args.cluster_endpoint, args.cluster_ca_data, *args.prepull_images).apply(
-            lambda values: base64.b64encode(
+        prepull = self._prepull_list(name, args) if warm is not None and args.prepull_images else None
+        user_data = pulumi.Output.all(args.cluster_endpoint, args.cluster_ca_data).apply(
+            lambda values: launch_template_user_data(
                 node_user_data(
                     cluster_name=args.cluster_name,
                     endpoint=values[0],
@@ -276,11 +285,12 @@ class GpuPool(pulumi.ComponentResource):
                     labels=labels,
                     taints=taints,
                     ami_family=args.ami_family,
-                    prepull_images=list(values[2:]),
+                    prepull_parameter=prepull_parameter_name(args.environment, pool.name) if prepull else None,
                     warm_pool=warm is not None,
                     launch_hook=launch_hook,
-                ).encode()
-            ).decode()
+                ),
+                args.ami_family,
+            )
         )
         single_type = len(pool.instance_types) == 1 and pool.capacity_type == "onDemand"
         instance_tags = named(args.tags, name)
@@ -366,6 +376,7 @@ class GpuPool(pulumi.ComponentResource):
                     strategy="Rolling",
                     preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
                         min_healthy_percentage=INSTANCE_REFRESH_MIN_HEALTHY_PERCENTAGE,
+                        max_healthy_percentage=INSTANCE_REFRESH_MAX_HEALTHY_PERCENTAGE,
                         skip_matching=True,
                     ),
                 )
@@ -396,6 +407,22 @@ class GpuPool(pulumi.ComponentResource):
                 "labels": self.labels,
                 "taints": self.taints,
             }
+        )
+
+    def _prepull_list(self, name: str, args: GpuPoolArgs) -> aws.ssm.Parameter:
+        """The images a warm instance pre-pulls, one per line, in an SSM parameter the join script reads at boot
+        (the node role reads parameters through AmazonSSMManagedInstanceCore): images change there, not in the
+        user data, so a serving-image rollout makes no new launch template version and no instance refresh."""
+        value = pulumi.Output.all(*args.prepull_images).apply(lambda images: "".join(f"{i}\n" for i in images))
+        return aws.ssm.Parameter(
+            f"{name}-prepull",
+            name=prepull_parameter_name(args.environment, args.pool.name),
+            description=f"inferfleet {args.environment}: images warm instances of GPU pool {args.pool.name} pre-pull",
+            type="String",
+            tier="Standard",
+            insecure_value=value,  # image references, nothing secret: shown in previews so a rollout's diff reads
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _mixed_instances_policy(

@@ -20,6 +20,8 @@ bootstrap commands build the same array and bind the same mount point.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import ipaddress
 import json
 import posixpath
@@ -35,7 +37,12 @@ TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 ETC_DIR = "/etc/inferfleet"
 NODECONFIG_PATH = f"{ETC_DIR}/nodeconfig.yaml"
-PREPULL_LIST_PATH = f"{ETC_DIR}/prepull-images"
+PREPULL_PARAMETER_PATH = f"{ETC_DIR}/prepull-parameter"
+"""Names the SSM parameter that lists the images to pre-pull (gpu_pool.py writes it). The list is read at boot,
+not written here: a new image then changes a parameter, not the launch template, so an image rollout
+starts no instance refresh."""
+CLUSTER_NAME_PATH = f"{ETC_DIR}/cluster-name"
+"""Read by the join script to take a token for its own Node (it uncordons itself on the way back into service)."""
 WARM_POOL_FLAG_PATH = f"{ETC_DIR}/warm-pool"
 LAUNCH_HOOK_NAME_PATH = f"{ETC_DIR}/lifecycle-hook-name"
 GROUP_NAME_PATH = f"{ETC_DIR}/autoscaling-group-name"
@@ -230,7 +237,7 @@ def al2023_files(
     service_cidr: str,
     labels: dict[str, str],
     taints: list[str],
-    prepull_images: list[str],
+    prepull_parameter: str | None,
     warm_pool: bool,
     launch_hook: LaunchHook | None = None,
 ) -> dict[str, str]:
@@ -240,11 +247,13 @@ def al2023_files(
         NODECONFIG_PATH: yaml.safe_dump(
             node_config(cluster_name, endpoint, ca_data, service_cidr, labels, taints, warm_pool), sort_keys=False
         ),
-        PREPULL_LIST_PATH: "".join(f"{image}\n" for image in prepull_images),
+        CLUSTER_NAME_PATH: f"{cluster_name}\n",
         INSTANCE_STORE_MOUNT_FILE_PATH: f"{INSTANCE_STORE_MOUNT}\n",
         JOIN_UNIT_PATH: JOIN_UNIT_TEXT,
         RESUME_UNIT_PATH: RESUME_UNIT_TEXT,
     }
+    if prepull_parameter is not None:
+        written[PREPULL_PARAMETER_PATH] = f"{prepull_parameter}\n"
     if warm_pool:
         written[WARM_POOL_FLAG_PATH] = "true\n"
     if launch_hook is not None:
@@ -356,12 +365,13 @@ def node_user_data(
     labels: dict[str, str],
     taints: list[str],
     ami_family: str,
-    prepull_images: list[str],
+    prepull_parameter: str | None,
     warm_pool: bool,
     launch_hook: LaunchHook | None = None,
 ) -> str:
-    """The user data (plain text, not yet base64) of a GPU pool's launch template. `launch_hook`: the
-    group's launch lifecycle hook, which the join script completes once the node is ready."""
+    """The user data (plain text, not yet base64) of a GPU pool's launch template. `prepull_parameter`: the SSM
+    parameter listing the images a warm instance pulls (None: none); `launch_hook`: the group's launch
+    lifecycle hook, which the join script completes once the node is ready."""
     if ami_family not in AMI_FAMILIES:
         raise ValueError(f"ami_family: {ami_family!r} is not one of {', '.join(AMI_FAMILIES)}")
     ipaddress.ip_network(service_cidr)
@@ -377,6 +387,27 @@ def node_user_data(
             )
         return bottlerocket_settings(cluster_name, endpoint, ca_data, service_cidr, labels, taints)
     written = al2023_files(
-        cluster_name, endpoint, ca_data, service_cidr, labels, taints, prepull_images, warm_pool, launch_hook
+        cluster_name, endpoint, ca_data, service_cidr, labels, taints, prepull_parameter, warm_pool, launch_hook
     )
     return mime_multipart([("text/x-shellscript", al2023_shell_script(written))])
+
+
+def launch_template_user_data(document: str, ami_family: str) -> str:
+    """What the launch template stores, base64: AL2023's MIME document gzip-compressed, Bottlerocket's TOML as it is.
+
+    EC2 holds at most 16 KB of user data before base64, and AL2023's document (the join script and the node
+    config, the cluster's CA inside) is close to that uncompressed. cloud-init decompresses gzip user data
+    before it reads it ("Gzip compressed content" in cloud-init's user-data formats), so compressing costs the
+    node nothing; Bottlerocket's agent reads plain TOML only, and its settings are small. `mtime=0`: the same
+    document compresses to the same bytes on every deploy, or every deploy would make a new template version.
+    """
+    raw = document.encode()
+    if ami_family != "bottlerocket-nvidia":
+        raw = gzip.compress(raw, mtime=0)
+    return base64.b64encode(raw).decode()
+
+
+def read_launch_template_user_data(encoded: str) -> str:
+    """The document back from what `launch_template_user_data` stored (for tests and checks that read it)."""
+    raw = base64.b64decode(encoded)
+    return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()

@@ -43,6 +43,11 @@ class InstanceType(_Row):
     efa_gbps: float = Field(ge=0)
     gpu_interconnect: Literal["nvlink", "pcie", "none"]
     local_nvme_gb: float = Field(ge=0, alias="localNvmeGB")
+    max_pods: int = Field(gt=0)
+    """The kubelet's maxPods on an EKS AL2023 node of this type with the VPC CNI's defaults (no prefix
+    delegation), as nodeadm sets it; its source is in instances.yaml's header. Read by the schedulability
+    check (components.checks.node_shapes) for allocatable memory: nodeadm's kube-reserved memory is
+    11Mi per pod + 255Mi, so maxPods moves a node's allocatable by up to about 8Gi (737 pods)."""
     on_demand_usd_per_hour: float = Field(gt=0)
     spot_discount: float = Field(ge=0, lt=1)
     offered_on_demand: bool = Field(default=True, description="EC2 sells it on demand in the catalog's region.")

@@ -12,7 +12,8 @@ values, not of their shape. Three checks, one Problem each:
   NAME_LIMITS;
 - Kubernetes names: `metadata.name` and `metadata.namespace` of every object, and every label key and value
   (object and pod-template labels, selectors' `matchLabels`, pods' `nodeSelector`), follow the API
-  server's rules (k8s.io/apimachinery/pkg/util/validation).
+  server's rules (k8s.io/apimachinery/pkg/util/validation; the rules themselves are in
+  components.manifests.names).
 
 Pure: recorded resources (RecordedResource.to_json() dicts) and manifests in, Problems out.
 """
@@ -21,13 +22,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from components.catalog import Catalog
 from components.checks import Manifests, Problem, Resources
+from components.manifests.names import (
+    dns1035_label_problem,
+    dns1123_label_problem,
+    dns1123_subdomain_problem,
+    label_key_problem,
+    label_value_problem,
+    path_segment_problem,
+)
 
 CHECK = "aws-limits"
 
@@ -153,19 +161,7 @@ NAME_LIMITS: tuple[NameLimit, ...] = (
 EventBridge rule, S3 bucket) and the other named resources this program creates."""
 NAME_LIMITS_BY_TYPE = {limit.resource_type: limit for limit in NAME_LIMITS}
 
-# Kubernetes (k8s.io/apimachinery/pkg/util/validation/validation.go).
-DNS1123_SUBDOMAIN_MAX = 253
-DNS1123_LABEL_MAX = 63
-DNS1035_LABEL_MAX = 63
-LABEL_VALUE_MAX = 63
-QUALIFIED_NAME_MAX = 63
-_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-DNS1123_LABEL = re.compile(rf"^{_DNS1123_LABEL}$")
-DNS1123_SUBDOMAIN = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*$")
-DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-
+# Kubernetes: which of apimachinery's name rules (components.manifests.names) the API server applies per kind.
 DNS1035_NAMED_KINDS = frozenset({("", "Service")})
 """core/v1 Service names are DNS-1035 labels (ValidateServiceName = NameIsDNS1035Label): at most 63, and
 they start with a letter (a Service name becomes a DNS label and environment variable names)."""
@@ -280,60 +276,6 @@ def _aws_subject(resource: dict[str, Any]) -> str:
 
 
 # --- Kubernetes names and labels ----------------------------------------------------------------------------
-
-
-def dns1123_subdomain_problem(value: str) -> str | None:
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
-        return f"is {len(value)} characters, over a DNS-1123 subdomain's {DNS1123_SUBDOMAIN_MAX}"
-    if not DNS1123_SUBDOMAIN.match(value):
-        return "is not a DNS-1123 subdomain (lower-case alphanumerics, '-' and '.', alphanumeric at both ends)"
-    return None
-
-
-def dns1123_label_problem(value: str) -> str | None:
-    if len(value) > DNS1123_LABEL_MAX:
-        return f"is {len(value)} characters, over a DNS-1123 label's {DNS1123_LABEL_MAX}"
-    if not DNS1123_LABEL.match(value):
-        return "is not a DNS-1123 label (lower-case alphanumerics and '-', alphanumeric at both ends)"
-    return None
-
-
-def dns1035_label_problem(value: str) -> str | None:
-    if len(value) > DNS1035_LABEL_MAX:
-        return f"is {len(value)} characters, over a DNS-1035 label's {DNS1035_LABEL_MAX}"
-    if not DNS1035_LABEL.match(value):
-        return "is not a DNS-1035 label (lower-case alphanumerics and '-', a letter first, alphanumeric last)"
-    return None
-
-
-def path_segment_problem(value: str) -> str | None:
-    if value in (".", "..") or "/" in value or "%" in value or not value:
-        return "is not a path segment name (no '/', '%', not '.' or '..')"
-    return None
-
-
-def label_value_problem(value: str) -> str | None:
-    if len(value) > LABEL_VALUE_MAX:
-        return f"is {len(value)} characters, over a label value's {LABEL_VALUE_MAX}"
-    if not LABEL_VALUE.match(value):
-        return "is not a label value (alphanumerics, '-', '_' and '.', alphanumeric at both ends, or empty)"
-    return None
-
-
-def label_key_problem(key: str) -> str | None:
-    """A qualified name: an optional DNS-1123 subdomain prefix and '/', then a name of at most 63."""
-    prefix, slash, name = key.rpartition("/")
-    if slash:
-        if not prefix:
-            return "has an empty prefix"
-        problem = dns1123_subdomain_problem(prefix)
-        if problem:
-            return f"prefix {prefix!r} {problem}"
-    if len(name) > QUALIFIED_NAME_MAX:
-        return f"name part is {len(name)} characters, over {QUALIFIED_NAME_MAX}"
-    if not QUALIFIED_NAME.match(name):
-        return "name part is not a qualified name (alphanumerics, '-', '_' and '.', alphanumeric at both ends)"
-    return None
 
 
 def _group_kind(obj: dict[str, Any]) -> tuple[str, str]:

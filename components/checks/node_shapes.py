@@ -9,7 +9,8 @@ labels, taints and allocatable CPU, memory and GPUs of one node of each pool and
 
 Allocatable is what the kubelet of an EKS AL2023 node advertises: capacity minus kube-reserved minus the
 hard eviction threshold (Kubernetes "Reserve Compute Resources for System Daemons"), with the figures
-nodeadm writes into the kubelet configuration (constants below, with their sources).
+nodeadm writes into the kubelet configuration (constants below, with their sources; maxPods per instance type
+is the catalog's, components/catalog/data/instances.yaml).
 """
 
 from __future__ import annotations
@@ -51,32 +52,14 @@ KUBE_RESERVED_CPU_BANDS = ((0, 1000, 600), (1000, 2000, 100), (2000, 4000, 50), 
 second, 0.5% of the third and fourth, 0.25% of every further core; integer division per band."""
 KUBE_RESERVED_MEMORY_BASE_MIB = 255
 KUBE_RESERVED_MEMORY_PER_POD_MIB = 11
-"""GetMemoryMebibytesToReserve: kube-reserved memory = 11Mi x maxPods + 255Mi."""
+"""GetMemoryMebibytesToReserve: kube-reserved memory = 11Mi x maxPods + 255Mi (maxPods: the catalog's
+InstanceType.max_pods)."""
 EVICTION_HARD_MEMORY_MIB = 100
 """nodeadm's kubelet `evictionHard: memory.available: 100Mi` (also the kubelet's own default)."""
 VM_MEMORY_OVERHEAD = Decimal("0.075")
 """The kubelet's memory capacity is the kernel's MemTotal, below the instance's nominal memory (firmware,
 kernel). Not in the catalog; this is Karpenter's default estimate of that gap (`VM_MEMORY_OVERHEAD_PERCENT`,
 0.075, karpenter.sh settings), so the check does not pass a pod that only fits the nominal figure."""
-ENI_MAX_PODS = {
-    "g5.xlarge": 58, "g5.2xlarge": 58, "g5.4xlarge": 234, "g5.8xlarge": 234, "g5.12xlarge": 737,
-    "g5.16xlarge": 234, "g5.24xlarge": 737, "g5.48xlarge": 345,
-    "g6.xlarge": 58, "g6.2xlarge": 58, "g6.4xlarge": 234, "g6.8xlarge": 234, "g6.12xlarge": 234,
-    "g6.16xlarge": 737, "g6.24xlarge": 737, "g6.48xlarge": 737,
-    "g6e.xlarge": 58, "g6e.2xlarge": 58, "g6e.4xlarge": 234, "g6e.8xlarge": 234, "g6e.12xlarge": 292,
-    "g6e.16xlarge": 737, "g6e.24xlarge": 492, "g6e.48xlarge": 492,
-    "p4d.24xlarge": 737, "p4de.24xlarge": 737, "p5.4xlarge": 118, "p5.48xlarge": 100, "p5e.48xlarge": 100,
-    "p5en.48xlarge": 198,
-    "m7i.large": 29, "m7i.xlarge": 58, "m7i.2xlarge": 58, "m6i.large": 29, "m6i.xlarge": 58,
-    "m6i.2xlarge": 58, "c7i.xlarge": 58,
-}
-"""maxPods nodeadm gives the kubelet (GetClassicMaxPods): the VPC CNI's `ENIs x (IPv4 per ENI - 1) + 2`,
-as listed in awslabs/amazon-eks-ami nodeadm/internal/kubelet/eni-max-pods.txt (prefix delegation off), for
-the catalog's instance types. A test holds it to the catalog; it belongs in the catalog's instance rows."""
-FALLBACK_MAX_PODS_SMALL, FALLBACK_MAX_PODS_LARGE, FALLBACK_VCPU_THRESHOLD = 110, 250, 30
-"""For a type missing above (the test keeps every catalog type in it): EKS's documented ceiling with prefix
-delegation (110 pods under 30 vCPUs, 250 otherwise). Only an estimate: without prefix delegation nodeadm may
-give a large type more (737 in the table), which reserves up to about 5Gi more."""
 
 
 @dataclass(frozen=True)
@@ -105,13 +88,6 @@ def kube_reserved_cpu_millicores(vcpu: int) -> int:
     return reserved
 
 
-def max_pods(instance: InstanceType) -> int:
-    """The kubelet's maxPods on an EKS AL2023 node of this type (prefix delegation off)."""
-    if instance.name in ENI_MAX_PODS:
-        return ENI_MAX_PODS[instance.name]
-    return FALLBACK_MAX_PODS_SMALL if instance.vcpu < FALLBACK_VCPU_THRESHOLD else FALLBACK_MAX_PODS_LARGE
-
-
 def kube_reserved_memory_mib(pods: int) -> int:
     """nodeadm's kube-reserved memory in MiB for a node allowed `pods` pods."""
     return KUBE_RESERVED_MEMORY_PER_POD_MIB * pods + KUBE_RESERVED_MEMORY_BASE_MIB
@@ -121,7 +97,7 @@ def allocatable(instance: InstanceType) -> dict[str, Decimal]:
     """Node Allocatable = capacity - kube-reserved - eviction threshold (nodeadm sets no system-reserved)."""
     mib = Decimal(2**20)
     capacity = Decimal(str(instance.memory_gib)) * 2**30 * (1 - VM_MEMORY_OVERHEAD)
-    reserved = (kube_reserved_memory_mib(max_pods(instance)) + EVICTION_HARD_MEMORY_MIB) * mib
+    reserved = (kube_reserved_memory_mib(instance.max_pods) + EVICTION_HARD_MEMORY_MIB) * mib
     return {
         "cpu": Decimal(instance.vcpu * 1000 - kube_reserved_cpu_millicores(instance.vcpu)) / 1000,
         "memory": capacity - reserved,

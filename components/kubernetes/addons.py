@@ -30,11 +30,7 @@ from components.catalog import Catalog
 from components.kubernetes.charts import Chart, chart
 from components.manifests.alerting import SECRET_NAME as ALERTING_SECRET
 from components.manifests.alerting import alerting_secret, alertmanager_config, secret_config_keys
-from components.manifests.autoscaler import (
-    SYSTEM_NODE_SELECTOR,
-    cluster_autoscaler_values,
-    priority_expander_priorities,
-)
+from components.manifests.autoscaler import cluster_autoscaler_values, priority_expander_priorities
 from components.manifests.gateway import gateway_objects
 from components.manifests.headroom import headroom_objects
 from components.manifests.metric_names import dcgm_counters_csv
@@ -49,7 +45,7 @@ from components.manifests.monitoring import (
     SCRAPE_INTERVAL,
     prometheus_storage_class,
 )
-from components.manifests.scheduling import CAPACITY_LABEL, GPU_LABEL, POOL_LABEL, pool_taints
+from components.manifests.scheduling import CAPACITY_LABEL, GPU_LABEL, POOL_LABEL, pool_taints, system_node_selector
 from components.manifests.serving import SERVICE_LABEL
 from components.planner.plan import StackPlan
 from components.spec.models import AlertingSpec, ObservabilitySpec, StackSpec
@@ -128,7 +124,7 @@ def termination_handler_values(region: str, queue_url: str, role_arn: str, metri
         "enableScheduledEventDraining": False,
         "checkTagBeforeDraining": True,
         "managedTag": TERMINATION_HANDLER_MANAGED_TAG,
-        "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
+        "nodeSelector": system_node_selector(),
     }
 
 
@@ -175,8 +171,6 @@ class RemoteWrite:
 def _system_pool() -> dict[str, Any]:
     """Helm values that put a chart's pods on the system nodes, selected by the labels the system node
     group gives them (components/manifests/scheduling.py, the one home of that fact)."""
-    from components.manifests.scheduling import system_node_selector
-
     return {"nodeSelector": system_node_selector()}
 
 

@@ -40,13 +40,17 @@ class Read(NamedTuple):
     kernel: bool
 
 
-def receive(sock: socket.socket) -> Read:
-    """Read what is there (raises what `recv` raises, BlockingIOError when nothing is)."""
+def receive(sock: socket.socket, size: int = READ_BYTES) -> Read:
+    """Read up to `size` bytes of what is there (raises what `recv` raises, BlockingIOError when nothing is).
+
+    Linux stamps a TCP read with the receive time of the *last* segment it copied from: a read that spans
+    two segments gives the first one the second one's time. A caller that knows where a segment ends (an
+    HTTP chunk, one server write) asks for no more than that."""
     if not KERNEL_STAMPS:
-        data = sock.recv(READ_BYTES)
+        data = sock.recv(size)
         now = time.perf_counter()
         return Read(data, now, now, False)
-    data, ancillary, _, _ = sock.recvmsg(READ_BYTES, ANCILLARY_BYTES)
+    data, ancillary, _, _ = sock.recvmsg(size, ANCILLARY_BYTES)
     now = time.perf_counter()
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:

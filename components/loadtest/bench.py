@@ -146,8 +146,7 @@ async def run_level(
     tasks = []
     began = time.perf_counter()
     for prompt, due in zip(prompts, arrival_offsets(len(prompts), level.request_rate, config.seed), strict=True):
-        delay = began + due - time.perf_counter()
-        if delay > 0:
+        while (delay := began + due - time.perf_counter()) > 0:  # a timer may fire up to its resolution early
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(prompt)))
     return list(await asyncio.gather(*tasks))

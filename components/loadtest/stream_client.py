@@ -36,6 +36,9 @@ from components.loadtest import arrival
 from components.loadtest.arrival import READ_BYTES
 
 MAX_HEAD_BYTES = 64 * 1024
+SIZE_LINE_READ = 16
+"""A read at a chunk's start: its size line (a few hex digits and CRLF) and the first bytes of its data, all one
+segment; the rest of the chunk comes with the next read (read_size)."""
 _HEAD, _SIZE, _DATA, _DATA_END, _TRAILER, _LENGTH, _UNTIL_CLOSE, _DONE = range(8)
 
 
@@ -171,6 +174,17 @@ class _Framer:
             self._buffer = buffer[pos:]
         return self._state == _DONE
 
+    def read_size(self) -> int:
+        """How much the next read may take without crossing the end of the current chunk: the rest of its data
+        and its CRLF, or a size line and the start of the next chunk's data (one segment either way)."""
+        if self._state == _DATA:
+            return self._remaining + 2
+        if self._state == _DATA_END:
+            return max(1, 2 - len(self._buffer))
+        if self._state == _SIZE:
+            return SIZE_LINE_READ
+        return READ_BYTES
+
     def feed_eof(self) -> bool:
         """The connection closed: True when that ends the response (a close-delimited body)."""
         if self._state == _UNTIL_CLOSE:
@@ -259,30 +273,37 @@ class _Connection:
         raise error or OSError(f"cannot resolve {host}")
 
     def _readable(self) -> None:
-        try:
-            data, now, read_at, _ = arrival.receive(self.sock)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as error:
-            self._lost(error)
-            return
-        if self._framer is not None:
-            response = self._framer.response
-            response.read_delay = max(response.read_delay, read_at - now)
-        if not data:
-            self._lost(None)
-            return
-        ended = False
-        if self._tls is not None:
+        """Read until the socket is empty, each read no further than the current HTTP chunk's end (plain HTTP):
+        a server writes one chunk per token, so each token keeps its own segment's receive time even when the
+        client was descheduled while several arrived (Linux stamps a read with its last segment's time)."""
+        while not self.closed:
+            framer = self._framer
+            size = framer.read_size() if framer is not None and self._tls is None else READ_BYTES
             try:
-                data, ended = self._decrypt(data)
-            except ssl.SSLError as error:
+                data, now, read_at, _ = arrival.receive(self.sock, size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
                 self._lost(error)
                 return
-        if data:
-            self._deliver(data, now)
-        if ended:
-            self._lost(None)
+            if framer is not None:
+                framer.response.read_delay = max(framer.response.read_delay, read_at - now)
+            if not data:
+                self._lost(None)
+                return
+            ended = False
+            if self._tls is not None:
+                try:
+                    data, ended = self._decrypt(data)
+                except ssl.SSLError as error:
+                    self._lost(error)
+                    return
+            if data:
+                self._deliver(data, now)
+            if ended:
+                self._lost(None)
+            if ended or len(data) < size or self._framer is None or self._framer.done:
+                return
 
     def _deliver(self, data: bytes, now: float) -> None:
         framer = self._framer

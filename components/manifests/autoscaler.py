@@ -10,12 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from components.manifests.scheduling import POOL_LABEL
+from components.manifests.scheduling import system_node_selector
 from components.spec.models import StackSpec
 
-SYSTEM_POOL = "system"
-"""Value of the pool label on the system node group, where add-ons run."""
-SYSTEM_NODE_SELECTOR = {POOL_LABEL: SYSTEM_POOL}
 SERVICE_ACCOUNT = "cluster-autoscaler"
 PRIORITY_STEP = 10
 """Gap between two priority levels, so a hand edit can slot a group between two generated ones."""
@@ -81,6 +78,6 @@ def cluster_autoscaler_values(
         },
         # The chart writes this map into the priority expander's ConfigMap; its keys must be strings.
         "expanderPriorities": {str(priority): patterns for priority, patterns in sorted(priorities.items())},
-        "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
+        "nodeSelector": system_node_selector(),
         "priorityClassName": "system-cluster-critical",
     }

@@ -6,7 +6,8 @@ where load is requests running plus waiting (vLLM, and Triton's vLLM backend) or
 (the canary and shadow are fixed-size and not counted). Counting
 waiting requests makes a queue scale the service out; counting running ones keeps the count steady once
 the queue has drained (a queue-only signal scales in as soon as it has scaled out). A burst set of
-another GPU shape (the fallback) scales only while the set before it has pods it cannot place.
+another GPU shape (the fallback) scales only while the set before it has pods it cannot place; without a
+floor it also wakes from zero on the gateway's unroutable requests only while that set cannot place pods.
 
 Ray Serve scales itself (Serve autoscaling on ongoing requests per replica, the Ray autoscaler for the
 worker pods), so it gets no ScaledObject: two autoscalers on one workload would fight.
@@ -87,9 +88,14 @@ def burst_query(replica_set: ReplicaSet, floor_replicas: int, catalog: Catalog) 
 
 def wake_query(replica_set: ReplicaSet) -> str:
     """At zero replicas no engine reports load: requests the gateway could not route to the service
-    (Envoy's `upstream_cx_none_healthy`) wake it. Those first requests get 503 while a node starts."""
+    (Envoy's `upstream_cx_none_healthy`) wake it. Those first requests get 503 while a node starts. They
+    wake a fallback too, but only while the set before it has pods it cannot place: while none of the
+    service's replicas runs, the fallback's load signal is empty and could never start it."""
     cluster = f"httproute/{s.SERVING_NAMESPACE}/{replica_set.service.name}/.*"
-    return f'sum(rate(envoy_cluster_upstream_cx_none_healthy{{envoy_cluster_name=~"{cluster}"}}[2m]))'
+    query = f'sum(rate(envoy_cluster_upstream_cx_none_healthy{{envoy_cluster_name=~"{cluster}"}}[2m]))'
+    if replica_set.fallback_of:
+        query = f"({query}) and on() ({_pending_pods(replica_set.fallback_of)})"
+    return query
 
 
 def _prometheus_trigger(name: str, query: str, threshold: int) -> dict[str, Any]:
@@ -135,6 +141,6 @@ def scaled_object(
                 }
             },
             "triggers": [_prometheus_trigger("load", query, per_replica)]
-            + ([_prometheus_trigger("wake", wake_query(replica_set), 1)] if floor_replicas == 0 and not replica_set.fallback_of else []),
+            + ([_prometheus_trigger("wake", wake_query(replica_set), 1)] if floor_replicas == 0 else []),
         },
     }

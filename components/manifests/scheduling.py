@@ -3,9 +3,9 @@ serving pods their node selection and tolerations, so the two cannot drift apart
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from components.manifests.names import label_value_problem
 from components.spec.models import GpuPoolSpec
 
 POOL_LABEL = "inferfleet.io/pool"
@@ -22,8 +22,6 @@ without GPUs, and the autoscaler adds more nodes for the same pending pods."""
 ACCELERATOR_PREFIX = "nvidia-"
 """The README's example value (`nvidia-tesla-k80` on P2) and the provider's known types (`nvidia-a10g`,
 `nvidia-l4`, `nvidia-l40s`, ...) are `nvidia-` and the GPU's name in lower case."""
-_LABEL_VALUE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-"""A Kubernetes label value (apimachinery IsValidLabelValue), not empty."""
 SYSTEM_POOL = "system"
 """The pool label's value on the system managed node group (components/aws/cluster.py), where the add-ons,
 the Ray heads and the deploy gate run. Pods select it positively: GPU nodes carry the pool label too, so
@@ -49,8 +47,8 @@ def accelerator_value(gpu: str) -> str:
     name in lower case (A10G -> nvidia-a10g, L4 -> nvidia-l4, L40S -> nvidia-l40s, the values
     cluster-autoscaler's AWS provider lists as known GPU types; H100-SXM5-80GB -> nvidia-h100-sxm5-80gb).
     Derived from the catalog's key, so it is stable as long as the catalog names the GPU the same."""
-    value = f"{ACCELERATOR_PREFIX}{gpu.lower()}"
-    if not _LABEL_VALUE.match(value):
+    value = f"{ACCELERATOR_PREFIX}{gpu.lower()}"  # never empty: the prefix is not
+    if label_value_problem(value):
         raise ValueError(f"accelerator_value: {value!r} (from GPU {gpu!r}) is not a Kubernetes label value")
     return value
 

@@ -20,6 +20,10 @@ REPLICA_SET_LABEL = "inferfleet.io/replica-set"
 AVAILABILITY_SLO_ANNOTATION = "inferfleet.io/availability-slo"
 """On a service's workload objects (not their pod templates, so an SLO change does not roll the pods): the
 availability target, which the policy pack's reliability policies hold prod services to."""
+FALLBACK_OF_ANNOTATION = "inferfleet.io/fallback-of"
+"""On a fallback replica set's workload object (`ReplicaSet.fallback_of`): the name of the replica set it
+falls back from. A fallback scales only while that set has replicas it cannot place, so a chain of them
+shares one burst budget; the policy pack's autoscaler-bounds policy reads the chain from this annotation."""
 HF_TOKEN_SECRET = "huggingface-token"
 HF_TOKEN_KEY = "token"
 HF_TOKEN_DIR = "/var/run/secrets/huggingface"
@@ -95,10 +99,16 @@ def replica_set_metadata(replica_set: ReplicaSet) -> dict[str, Any]:
     """A replica set's workload metadata. Pulumi does not await a set KEDA scales: its workload has no
     `spec.replicas` (see `replica_count`), so the API server creates it at 1, and awaiting that replica
     would hold `pulumi up` for a GPU node and a model load nobody asked for, before the ScaledObject that
-    takes the count to its minimum (0) is even applied."""
+    takes the count to its minimum (0) is even applied. A fallback set names the set it falls back from
+    (FALLBACK_OF_ANNOTATION)."""
     meta = workload_metadata(replica_set.name, replica_set_labels(replica_set), replica_set.service)
+    extra: dict[str, str] = {}
     if replica_set.autoscaled:
-        meta["annotations"] = {**meta.get("annotations", {}), SKIP_AWAIT_ANNOTATION: "true"}
+        extra[SKIP_AWAIT_ANNOTATION] = "true"
+    if replica_set.fallback_of:
+        extra[FALLBACK_OF_ANNOTATION] = replica_set.fallback_of
+    if extra:
+        meta["annotations"] = {**meta.get("annotations", {}), **extra}
     return meta
 
 

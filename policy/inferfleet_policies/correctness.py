@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .common import (
+    FALLBACK_OF_ANNOTATION,
     HELM_CHART,
     HELM_RELEASE,
     LAUNCH_TEMPLATE,
@@ -60,10 +61,65 @@ def _stable_deployments(objects: list[Mapping[str, Any]]) -> Iterator[Mapping[st
             yield obj
 
 
+def _bounds(deployment: Mapping[str, Any], autoscaler: Mapping[str, Any] | None) -> tuple[int, int]:
+    """(min, max) replicas of a Deployment: its ScaledObject's bounds, or its fixed count."""
+    if autoscaler:
+        return int(autoscaler.get("minReplicaCount") or 0), int(autoscaler.get("maxReplicaCount") or 0)
+    fixed = int((deployment.get("spec") or {}).get("replicas") or 0)
+    return fixed, fixed
+
+
+def _fallback_links(stable: Mapping[str, Mapping[str, Any]],
+                    scaled: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, str], list[Violation]]:
+    """Deployment -> the Deployment it falls back from (FALLBACK_OF_ANNOTATION), for the links that hold:
+    both autoscaled stable Deployments of the same service. A link that does not hold is a violation and
+    leaves the Deployment counted on its own. A set with two fallbacks is one too: both would scale on the
+    same replicas it cannot place (a chain is one line of sets)."""
+    links: dict[str, str] = {}
+    problems: list[Violation] = []
+    for name, deployment in sorted(stable.items()):
+        metadata = deployment.get("metadata") or {}
+        target = (metadata.get("annotations") or {}).get(FALLBACK_OF_ANNOTATION)
+        if target is None:
+            continue
+        target = str(target)
+        service = metadata["labels"][SERVICE_LABEL]
+        other = stable.get(target)
+        if name not in scaled:
+            problems.append((f"Deployment/{name} falls back from {target} but no ScaledObject scales it", None))
+        elif other is None or other["metadata"]["labels"][SERVICE_LABEL] != service or target not in scaled:
+            problems.append((f"Deployment/{name} falls back from {target}, which is no autoscaled stable "
+                             f"Deployment of service {service}", None))
+        else:
+            links[name] = target
+    followers: dict[str, list[str]] = defaultdict(list)
+    for name, target in sorted(links.items()):
+        followers[target].append(name)
+    for target, names in sorted(followers.items()):
+        if len(names) > 1:
+            problems.append((f"Deployment/{target} has more than one fallback set: {', '.join(names)}", None))
+    return links, problems
+
+
+def _chain_start(name: str, links: Mapping[str, str]) -> str | None:
+    """The first Deployment of `name`'s fallback chain; None when the links go round in a cycle."""
+    seen = {name}
+    while name in links:
+        name = links[name]
+        if name in seen:
+            return None
+        seen.add(name)
+    return name
+
+
 def autoscaler_bounds(resources: list[Resource], config: Mapping[str, Any]) -> Iterator[Violation]:
     """Each ScaledObject scales a Deployment that exists, with minReplicaCount <= maxReplicaCount; and
     a Deployment-served service's fixed plus autoscaled replicas span exactly the spec's
-    replicas.min..max (config `services`): bounds that drift from the spec break the capacity plan."""
+    replicas.min..max (config `services`): bounds that drift from the spec break the capacity plan.
+
+    A chain of fallback sets counts as one budget: a fallback (FALLBACK_OF_ANNOTATION) scales only while
+    the set before it has replicas it cannot place, so the chain's first set's bounds are the chain's, and
+    a fallback may reach no further (minReplicaCount 0, maxReplicaCount at most the first set's)."""
     objects = all_objects(resources)
     scaled = _scaled_objects(objects)
     deployments = {str((obj.get("metadata") or {}).get("name")) for obj in objects if obj.get("kind") == "Deployment"}
@@ -73,16 +129,24 @@ def autoscaler_bounds(resources: list[Resource], config: Mapping[str, Any]) -> I
             yield f"{object_id(obj)} scales Deployment {target}, which does not exist", None
         if int(spec.get("minReplicaCount") or 0) > int(spec.get("maxReplicaCount") or 0):
             yield f"{object_id(obj)} has minReplicaCount above maxReplicaCount", None
+    stable = {str(obj["metadata"]["name"]): obj for obj in _stable_deployments(objects)}
+    bounds = {name: _bounds(obj, (scaled.get(name) or {}).get("spec")) for name, obj in stable.items()}
+    links, problems = _fallback_links(stable, scaled)
+    yield from problems
     spans: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for deployment in _stable_deployments(objects):
-        name = str(deployment["metadata"]["name"])
+    for name, deployment in sorted(stable.items()):
         service = str(deployment["metadata"]["labels"][SERVICE_LABEL])
-        autoscaler = (scaled.get(name) or {}).get("spec")
-        fixed = int((deployment.get("spec") or {}).get("replicas") or 0)
-        low, high = (int(autoscaler.get("minReplicaCount") or 0), int(autoscaler.get("maxReplicaCount") or 0)) \
-            if autoscaler else (fixed, fixed)
-        spans[service][0] += low
-        spans[service][1] += high
+        start = _chain_start(name, links)
+        if start is None:
+            yield f"Deployment/{name} is in a cycle of fallback sets", None
+            start = name
+        if start == name:
+            spans[service][0] += bounds[name][0]
+            spans[service][1] += bounds[name][1]
+        elif bounds[name][0] > 0 or bounds[name][1] > bounds[start][1]:
+            yield (f"Deployment/{name} scales {bounds[name][0]}..{bounds[name][1]} replicas as a fallback in "
+                   f"{start}'s chain, whose budget is at most {bounds[start][1]}: a fallback holds none of its own "
+                   f"(min 0) and no more than its chain's first set"), None
     for service, wanted in sorted((config.get(SERVICES_KEY) or {}).items()):
         if service in spans and spans[service] != [wanted.get("min"), wanted.get("max")]:
             low, high = spans[service]

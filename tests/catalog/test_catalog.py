@@ -1,8 +1,11 @@
 """The catalog's data files: complete for what the project promises, internally consistent, sourced."""
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
-from components.catalog import load_catalog
+from components.catalog import InstanceType, load_catalog
+from components.catalog.loader import DATA_DIR
 
 SIZES = ["xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge"]
 REQUIRED_INSTANCES = (
@@ -111,3 +114,29 @@ def test_spot_costs_less_than_on_demand(catalog):
 def test_capacity_block_only_types_are_not_offered_to_auto_scaling(catalog):
     p5e = catalog.instance_types["p5e.48xlarge"]
     assert not p5e.offered_on_demand and not p5e.offered_spot
+
+
+ENI_MAX_PODS = {"p5.48xlarge": 100, "m7i.xlarge": 58, "p4de.24xlarge": 737, "g5.48xlarge": 345, "p5en.48xlarge": 198}
+"""Known values from awslabs/amazon-eks-ami's eni-max-pods.txt (the last one nodeadm read, commit 544fd650),
+which its instance-info.jsonl and calculateStandardMaxPods still give."""
+
+
+@pytest.mark.parametrize("name", sorted(load_catalog().instance_types))
+def test_every_instance_type_has_max_pods(catalog, name):
+    assert catalog.instance_types[name].max_pods > 0
+
+
+@pytest.mark.parametrize(("name", "pods"), ENI_MAX_PODS.items())
+def test_max_pods_match_eni_max_pods(catalog, name, pods):
+    assert catalog.instance_types[name].max_pods == pods
+
+
+def test_max_pods_is_required_and_positive():
+    rows = yaml.safe_load((DATA_DIR / "instances.yaml").read_text(encoding="utf-8"))["instanceTypes"]
+    row = rows["m7i.xlarge"]
+    assert InstanceType.model_validate(row).max_pods == 58
+    without = {key: value for key, value in row.items() if key != "maxPods"}
+    with pytest.raises(ValidationError, match="maxPods"):
+        InstanceType.model_validate(without)
+    with pytest.raises(ValidationError, match="maxPods"):
+        InstanceType.model_validate({**row, "maxPods": 0})

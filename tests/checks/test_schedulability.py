@@ -17,7 +17,6 @@ from components.checks.node_shapes import (
     allocatable,
     kube_reserved_cpu_millicores,
     kube_reserved_memory_mib,
-    max_pods,
     node_shapes,
 )
 from components.checks.quantities import format_bytes, format_cpu, parse_quantity
@@ -273,7 +272,7 @@ def test_kube_reserved_cpu_follows_nodeadm_bands(vcpu, reserved):
 
 def test_allocatable_of_a_known_system_instance(catalog):
     instance = catalog.instance_types["m7i.xlarge"]  # 4 vCPU, 16 GiB, 58 pods
-    assert max_pods(instance) == 58
+    assert instance.max_pods == 58
     assert kube_reserved_memory_mib(58) == 893
     got = allocatable(instance)
     assert got["cpu"] == Decimal("3.92")
@@ -283,16 +282,11 @@ def test_allocatable_of_a_known_system_instance(catalog):
 
 def test_allocatable_of_a_known_gpu_instance(catalog):
     instance = catalog.instance_types["p5.48xlarge"]  # 192 vCPU, 2048 GiB, 8 GPUs, 100 pods
+    assert instance.max_pods == 100
     got = allocatable(instance)
     assert got["cpu"] == Decimal("191.45")
     assert got["memory"] == Decimal(2048 * GIB) * (1 - VM_MEMORY_OVERHEAD) - (11 * 100 + 255 + 100) * MIB
     assert got["nvidia.com/gpu"] == 8
-
-
-def test_max_pods_is_known_for_every_catalog_instance_type(catalog):
-    from components.checks.node_shapes import ENI_MAX_PODS
-
-    assert set(catalog.instance_types) <= set(ENI_MAX_PODS)
 
 
 # --- Node shapes from recorded resources -------------------------------------------------------------

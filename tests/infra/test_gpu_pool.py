@@ -3,7 +3,6 @@ gp3, autoscaler node-template tags from the scheduling function, and the AMI res
 
 from __future__ import annotations
 
-import base64
 import email
 import re
 
@@ -17,6 +16,7 @@ from components.aws.gpu_pool import (
     GpuPoolArgs,
     ami_parameter_name,
 )
+from components.aws.user_data import read_launch_template_user_data
 from components.manifests.scheduling import pool_labels, pool_taints
 from components.mocks import CloudMocks
 from components.stack import load_stack
@@ -81,7 +81,31 @@ def test_on_demand_pool_has_the_spec_warm_pool_and_a_single_launch_template(unde
     assert group.inputs["launchTemplate"]["version"] == "1"
     assert template.inputs["instanceType"] == "p5.48xlarge"
     assert group.inputs["instanceRefresh"]["strategy"] == "Rolling"
-    assert group.inputs["instanceRefresh"]["preferences"]["minHealthyPercentage"] == 90
+
+
+def test_a_refresh_launches_each_replacement_before_it_terminates_the_old_node(under_mocks, pools):
+    """A one-node on-demand floor at 90% healthy would be terminated first: the service would drop below it."""
+    _, group, _ = build(under_mocks, pools["h100-ondemand"])
+    preferences = group.inputs["instanceRefresh"]["preferences"]
+    assert (preferences["minHealthyPercentage"], preferences["maxHealthyPercentage"]) == (100, 200)
+
+
+def test_an_image_rollout_changes_the_pre_pull_list_not_the_launch_template(under_mocks, pools):
+    pool = pools["h100-ondemand"]
+    before, _, template_before = build(under_mocks, pool, prepull_images=["vllm@sha256:" + "1" * 64])
+    after, _, template_after = build(under_mocks, pool, prepull_images=["vllm@sha256:" + "2" * 64])
+    assert template_before.inputs["userData"] == template_after.inputs["userData"]
+    (listed_before,) = of_type(before, "aws:ssm/parameter:Parameter")
+    (listed_after,) = of_type(after, "aws:ssm/parameter:Parameter")
+    assert listed_before.inputs["name"] == listed_after.inputs["name"] == "/inferfleet/prod/prepull/h100-ondemand"
+    assert (listed_before.inputs["insecureValue"], listed_after.inputs["insecureValue"]) == (
+        "vllm@sha256:" + "1" * 64 + "\n", "vllm@sha256:" + "2" * 64 + "\n")
+
+
+def test_a_pool_without_a_warm_pool_has_no_pre_pull_list(under_mocks, pools):
+    resources, _, template = build(under_mocks, pools["h100-spot"])
+    assert of_type(resources, "aws:ssm/parameter:Parameter") == []
+    assert "cat > /etc/inferfleet/prepull-parameter" not in read_launch_template_user_data(template.inputs["userData"])
 
 
 def test_group_size_bounds_from_the_spec_and_desired_left_to_the_autoscaler(under_mocks, pools):
@@ -135,13 +159,13 @@ def test_groups_without_a_warm_pool_have_no_launch_hook(under_mocks, pools, pool
     _, group, template = build(under_mocks, pool)
     assert "initialLifecycleHooks" not in group.inputs
     assert "waitForCapacityTimeout" not in group.inputs
-    shell = email.message_from_string(base64.b64decode(template.inputs["userData"]).decode())
+    shell = email.message_from_string(read_launch_template_user_data(template.inputs["userData"]))
     assert "cat > /etc/inferfleet/lifecycle-hook-name" not in shell.get_payload()[0].get_payload(decode=True).decode()
 
 
 def test_user_data_names_the_hook_and_the_group_it_belongs_to(under_mocks, pools):
     _, group, template = build(under_mocks, pools["h100-ondemand"])
-    shell = email.message_from_string(base64.b64decode(template.inputs["userData"]).decode())
+    shell = email.message_from_string(read_launch_template_user_data(template.inputs["userData"]))
     text = shell.get_payload()[0].get_payload(decode=True).decode()
     hook_file = "cat > /etc/inferfleet/lifecycle-hook-name <<'INFERFLEET_EOF_ETC_INFERFLEET_LIFECYCLE_HOOK_NAME'"
     group_file = "cat > /etc/inferfleet/autoscaling-group-name <<'INFERFLEET_EOF_ETC_INFERFLEET_AUTOSCALING_GROUP_NAME'"
@@ -187,11 +211,11 @@ def test_launch_template_wiring_and_tags(under_mocks, pools):
 def test_user_data_is_the_join_document_with_the_pool_labels(under_mocks, pools):
     pool = pools["h100-ondemand"]
     _, _, template = build(under_mocks, pool)
-    document = base64.b64decode(template.inputs["userData"]).decode()
+    document = read_launch_template_user_data(template.inputs["userData"])
     shell = email.message_from_string(document).get_payload()[0].get_payload(decode=True).decode()
     assert "--node-labels=" + ",".join(f"{k}={v}" for k, v in pool_labels(pool, H100).items()) in shell
     assert "https://ABC.gr7.us-east-1.eks.amazonaws.com" in shell
-    assert "public.ecr.aws/inferfleet/vllm:0.32.0" in shell
+    assert "/inferfleet/prod/prepull/h100-ondemand" in shell and "public.ecr.aws/inferfleet/vllm:0.32.0" not in shell
     assert "cat > /etc/inferfleet/warm-pool" in shell
 
 
@@ -252,7 +276,7 @@ def test_ami_parameter_names():
 def test_bottlerocket_pool_sizes_its_data_volume_and_sends_toml(under_mocks, pools):
     _, _, template = build(under_mocks, pools["h100-spot"], ami_family="bottlerocket-nvidia")
     assert template.inputs["blockDeviceMappings"][0]["deviceName"] == "/dev/xvdb"
-    assert base64.b64decode(template.inputs["userData"]).decode().startswith("[settings.kubernetes]")
+    assert read_launch_template_user_data(template.inputs["userData"]).startswith("[settings.kubernetes]")
 
 
 def hibernated(pool, reuse_on_scale_in: bool):
@@ -275,7 +299,7 @@ def test_hibernated_warm_pool_refuses_to_take_back_joined_nodes(pools):
 
 
 def shell_of(template) -> str:
-    document = email.message_from_string(base64.b64decode(template.inputs["userData"]).decode())
+    document = email.message_from_string(read_launch_template_user_data(template.inputs["userData"]))
     return document.get_payload()[0].get_payload(decode=True).decode()
 
 
@@ -341,7 +365,7 @@ def test_nodes_and_node_templates_carry_the_autoscaler_accelerator_label(under_m
 
 def test_bottlerocket_nodes_carry_the_accelerator_label(under_mocks, pools):
     _, _, template = build(under_mocks, pools["h100-spot"], ami_family="bottlerocket-nvidia")
-    settings = base64.b64decode(template.inputs["userData"]).decode()
+    settings = read_launch_template_user_data(template.inputs["userData"])
     assert f'"{ACCELERATOR}" = "nvidia-h100-sxm5-80gb"' in settings
 
 

@@ -19,7 +19,6 @@ from components.kubernetes.addons import (
 from components.kubernetes.charts import chart
 from components.manifests.alerting import PAGERDUTY_ROUTING_KEY, SLACK_WEBHOOK_KEY
 from components.manifests.alerting import SECRET_NAME as ALERTING_SECRET
-from components.manifests.autoscaler import SYSTEM_NODE_SELECTOR
 from components.manifests.monitoring import (
     GRAFANA_DASHBOARD_LABEL,
     GRAFANA_DASHBOARD_LABEL_VALUE,
@@ -29,7 +28,7 @@ from components.manifests.monitoring import (
     OTLP_HTTP_PORT,
     PROMETHEUS_STORAGE_CLASS,
 )
-from components.manifests.scheduling import GPU_LABEL, pool_taints
+from components.manifests.scheduling import GPU_LABEL, pool_taints, system_node_selector
 from components.planner import plan_stack
 from components.spec.models import AlertingSpec
 from components.stack import load_stack
@@ -127,7 +126,7 @@ def test_everything_but_daemonsets_runs_on_the_system_pool(stack_values, prod_sp
         stack_values["kube-state-metrics"],
     ]
     for values in placed:
-        assert values["nodeSelector"] == SYSTEM_NODE_SELECTOR
+        assert values["nodeSelector"] == system_node_selector()
         assert "tolerations" not in values
     exporter = {json.dumps(t, sort_keys=True) for t in stack_values["prometheus-node-exporter"]["tolerations"]}
     assert exporter == gpu_tolerations(prod_spec)
@@ -152,6 +151,11 @@ def test_autoscaler_and_termination_handler_bring_their_own_monitors(resources):
     assert handler.inputs["values"]["podMonitor"]["create"] is True
     assert stack in autoscaler.options["dependsOn"] and stack in handler.options["dependsOn"]
     assert stack not in helm(resources, "keda").options["dependsOn"]
+
+
+def test_the_termination_handler_runs_on_the_system_nodes():
+    values = termination_handler_values("us-east-1", "https://queue", "arn:role")
+    assert values["nodeSelector"] == system_node_selector()
 
 
 def test_without_metrics_the_termination_handler_exposes_none():
@@ -196,7 +200,7 @@ def test_tracing_installs_the_collector_the_engines_point_at(prod_spec):
     assert values["mode"] == "deployment"
     assert values["fullnameOverride"] == OTEL_COLLECTOR_SERVICE
     assert values["image"]["repository"]
-    assert values["nodeSelector"] == SYSTEM_NODE_SELECTOR
+    assert values["nodeSelector"] == system_node_selector()
     assert values["ports"]["otlp"]["servicePort"] == OTLP_GRPC_PORT
     assert values["ports"]["otlp-http"]["servicePort"] == OTLP_HTTP_PORT
     assert values["config"]["service"]["pipelines"]["traces"]["receivers"] == ["otlp"]

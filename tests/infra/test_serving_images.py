@@ -4,13 +4,13 @@ preview, and served (and pre-pulled by warm pools) by the pushed digest."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 
 import pytest
 
 from components.aws.serving_images import ServingImagesArgs, base_digest_parameter
+from components.aws.user_data import read_launch_template_user_data
 from components.catalog import load_catalog
 from components.manifests.image_builds import BUILDS
 from components.render import kubernetes_objects, render
@@ -63,13 +63,20 @@ def test_serving_pods_run_the_pushed_digests(resources):
 
 
 def test_warm_pools_pre_pull_the_pushed_digests(resources):
-    """The serving images, that is: the gate's Job runs on the system pool."""
-    templates = [r for r in _of(resources, "aws:ec2/launchTemplate:LaunchTemplate")]
-    user_data = " ".join(base64.b64decode(t.inputs["userData"]).decode() for t in templates)
+    """Each warm pool's pre-pull list (an SSM parameter the node reads at boot) holds the pushed digests of the
+    serving images that run there, and the launch templates hold none: an image rollout changes a parameter,
+    not a template."""
+    lists = {r.inputs["name"]: r.inputs["insecureValue"].split() for r in _of(resources, "aws:ssm/parameter:Parameter")
+             if r.inputs["name"].startswith("/inferfleet/prod/prepull/")}
+    warm = [r for r in _of(resources, "aws:autoscaling/group:Group") if r.inputs.get("warmPool")]
+    assert warm and len(lists) == len(warm)
     pushed = {c["image"] for obj in kubernetes_objects(resources) if obj["kind"] != "Job"
               for c in _containers(obj) if DIGEST_REF.match(c["image"])}
-    assert pushed and all(image in user_data for image in pushed)
-    assert "docker.io/vllm/vllm-openai" not in user_data
+    for images in lists.values():
+        assert images and set(images) <= pushed
+    templates = " ".join(read_launch_template_user_data(t.inputs["userData"])
+                         for t in _of(resources, "aws:ec2/launchTemplate:LaunchTemplate"))
+    assert not [image for image in pushed if image.split("@")[0] in templates]
 
 
 def test_arguments_are_checked_at_construction():

@@ -3,6 +3,7 @@ user data documents parsed the way cloud-init, nodeadm and Bottlerocket read the
 
 from __future__ import annotations
 
+import base64
 import email
 import re
 import shutil
@@ -14,7 +15,13 @@ import pytest
 import yaml
 
 from components.aws import user_data
-from components.aws.user_data import LaunchHook, join_script, node_user_data
+from components.aws.user_data import (
+    LaunchHook,
+    join_script,
+    launch_template_user_data,
+    node_user_data,
+    read_launch_template_user_data,
+)
 from components.manifests.scheduling import pool_labels, pool_taints
 from components.manifests.serving import WEIGHT_CACHE_HOST_PATH
 from components.stack import load_stack
@@ -30,6 +37,8 @@ for arg in "$@"; do
     */latest/api/token) echo TOKEN; exit 0 ;;
     */meta-data/instance-id) printf '%s' i-0123456789abcdef0; exit 0 ;;
     */meta-data/placement/region) printf '%s' us-east-1; exit 0 ;;
+    */meta-data/local-hostname) printf '%s' ip-10-30-1-5.ec2.internal; exit 0 ;;
+    https://api.test/api/v1/nodes/*) [ ! -e "$FAKE_LOG/api-down" ] || exit 22; echo '{}'; exit 0 ;;
     */autoscaling/target-lifecycle-state)
       count=$(cat "$FAKE_LOG/state-count" 2>/dev/null || echo 0)
       echo $((count + 1)) > "$FAKE_LOG/state-count"
@@ -55,6 +64,8 @@ echo "$*" >> "$FAKE_LOG/aws"
 echo "aws $*" >> "$FAKE_LOG/sequence"
 case "$1" in
   ecr) echo ECRPASSWORD ;;
+  ssm) [ -e "$FAKE_LOG/ssm-value" ] || exit 254; cat "$FAKE_LOG/ssm-value" ;;
+  eks) echo NODETOKEN ;;
   autoscaling)
     if [ -e "$FAKE_LOG/aws-fails" ]; then
       echo "An error occurred (ValidationError): No active Lifecycle Action found" >&2
@@ -63,6 +74,11 @@ case "$1" in
 esac
 """
 INSTANCE_ID = "i-0123456789abcdef0"
+PREPULL_PARAMETER = "/inferfleet/prod/prepull/h100-ondemand"
+GET_PREPULL = f"ssm get-parameter --region us-east-1 --name {PREPULL_PARAMETER} --query Parameter.Value --output text"
+UNCORDON = ("-fsS --max-time 10 --cacert {ca} -X PATCH -H Authorization: Bearer NODETOKEN "
+            "-H Content-Type: application/strategic-merge-patch+json --data {{\"spec\":{{\"unschedulable\":false}}}} "
+            "https://api.test/api/v1/nodes/ip-10-30-1-5.ec2.internal")
 GROUP = "inferfleet-prod-h100-ondemand"
 HOOK = "inferfleet-node-ready"
 COMPLETE = (
@@ -88,6 +104,8 @@ class Node:
             self._tool(name, FAKE_LOGGER.format(name=name))
         (self.etc / "nodeconfig.yaml").write_text("kind: NodeConfig\n")
         self.mdadm_config = root / "mdadm.conf"
+        self.kubeconfig = root / "kubelet-kubeconfig"
+        self.ca = root / "ca.crt"
 
     def _tool(self, name: str, text: str) -> None:
         path = self.bin / name
@@ -99,7 +117,21 @@ class Node:
         return self
 
     def prepull(self, *images: str) -> Node:
-        (self.etc / "prepull-images").write_text("".join(f"{image}\n" for image in images))
+        """What a warm-pool group's user data names (the SSM parameter) and what the parameter holds."""
+        (self.etc / "prepull-parameter").write_text(f"{PREPULL_PARAMETER}\n")
+        (self.logs / "ssm-value").write_text("".join(f"{image}\n" for image in images))
+        return self.with_aws_cli()
+
+    def joined_before(self) -> Node:
+        """What nodeadm left at the first join: the kubelet's kubeconfig and the cluster's CA; and the cluster's
+        name the user data writes."""
+        (self.etc / "cluster-name").write_text("inferfleet-prod\n")
+        self.kubeconfig.write_text("apiVersion: v1\nclusters:\n- cluster:\n    server: https://api.test\n")
+        self.ca.write_text("-----BEGIN CERTIFICATE-----\n")
+        return self.with_aws_cli()
+
+    def api_down(self) -> Node:
+        (self.logs / "api-down").touch()
         return self
 
     def warm_pool(self) -> Node:
@@ -142,6 +174,8 @@ class Node:
             "INFERFLEET_POLL_ATTEMPTS": str(attempts),
             "INFERFLEET_POLL_SECONDS": "0",
             "INFERFLEET_MDADM_CONFIG": str(self.mdadm_config),
+            "INFERFLEET_KUBELET_KUBECONFIG": str(self.kubeconfig),
+            "INFERFLEET_CLUSTER_CA": str(self.ca),
         }
         return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30)
 
@@ -210,7 +244,7 @@ def test_hibernated_warm_instance_joins_when_it_resumes_in_service(node):
     result = node.boot("InService")
     assert result.returncode == 0, result.stderr
     assert node.calls("nodeadm") == [f"init --config-source file://{node.etc}/nodeconfig.yaml"]
-    assert node.calls("aws") == [COMPLETE, COMPLETE]
+    assert node.calls("aws") == [GET_PREPULL, COMPLETE, COMPLETE]
     assert (node.state / "joined").exists()
 
 
@@ -243,6 +277,62 @@ def test_reused_instance_back_in_the_warm_pool_stops_its_kubelet(node):
     assert node.boot("Warmed:Running").returncode == 0
     assert "stop kubelet.service" in node.calls("systemctl")
     assert len(node.calls("nodeadm")) == 1
+
+
+def test_the_pre_pull_list_is_read_from_its_ssm_parameter_at_every_warm_boot(node):
+    node.prepull(IMAGE).warm_pool()
+    assert node.boot("Warmed:Stopped").returncode == 0
+    (node.logs / "ssm-value").write_text(f"{ECR_IMAGE}\n")  # an image rollout changed the list, not the template
+    assert node.boot("Warmed:Stopped").returncode == 0
+    assert node.calls("aws").count(GET_PREPULL) == 2
+    assert [call.split()[-1] for call in node.calls("ctr")] == [IMAGE, ECR_IMAGE]
+
+
+def test_an_unreadable_pre_pull_list_pulls_nothing_and_still_reports_ready(node):
+    node.prepull(IMAGE).warm_pool().launch_hook()
+    (node.logs / "ssm-value").unlink()
+    result = node.boot("Warmed:Stopped")
+    assert result.returncode == 0, result.stderr
+    assert "cannot read the pre-pull list /inferfleet/prod/prepull/h100-ondemand" in result.stderr
+    assert node.calls("ctr") == [] and node.calls("aws")[-1] == COMPLETE
+
+
+def test_a_node_back_in_service_after_a_stop_uncordons_itself(node):
+    """aws-node-termination-handler cordoned it when Auto Scaling stopped it on scale-in (queue mode never
+    uncordons): after rejoining, the node marks its own Node schedulable again."""
+    node.warm_pool().instance_store().joined_before()
+    assert node.boot("InService").returncode == 0
+    assert not [c for c in node.calls("curl") if "PATCH" in c], "a first join has nothing to uncordon"
+    assert node.boot("Warmed:Stopped").returncode == 0
+    node.stopped_and_started()
+    result = node.boot("InService")
+    assert result.returncode == 0, result.stderr
+    assert "eks get-token --region us-east-1 --cluster-name inferfleet-prod --query status.token --output text" in node.calls("aws")
+    (patch,) = [c for c in node.calls("curl") if "PATCH" in c]
+    assert patch == UNCORDON.format(ca=node.ca)
+    assert "uncordoned ip-10-30-1-5.ec2.internal" in result.stderr
+    sequence = node.sequence()
+    assert sequence.index(f"nodeadm init --config-source file://{node.etc}/nodeconfig.yaml") < len(sequence) - 1
+
+
+def test_a_reboot_in_service_uncordons_after_starting_the_kubelet(node):
+    node.instance_store().joined_before()
+    node.mdadm_config.write_text("ARRAY /dev/md/kubernetes\n")
+    assert node.boot("InService").returncode == 0
+    result = node.boot("InService")
+    assert result.returncode == 0, result.stderr
+    assert node.calls("systemctl") == ["start kubelet.service"]
+    assert len([c for c in node.calls("curl") if "PATCH" in c]) == 1
+
+
+def test_an_api_that_does_not_answer_leaves_the_node_cordoned_without_failing_the_boot(node):
+    node.instance_store().joined_before().api_down()
+    node.mdadm_config.write_text("ARRAY /dev/md/kubernetes\n")
+    assert node.boot("InService").returncode == 0
+    result = node.boot("InService", attempts=2)
+    assert result.returncode == 0, result.stderr
+    assert len([c for c in node.calls("curl") if "PATCH" in c]) == 2
+    assert "kubectl uncordon ip-10-30-1-5.ec2.internal makes it schedulable" in result.stderr
 
 
 def test_pending_state_is_polled_until_in_service(node):
@@ -282,7 +372,7 @@ def test_requests_use_an_imdsv2_token(node):
 def test_ecr_images_are_pulled_with_a_registry_token(node):
     result = node.with_aws_cli().prepull(ECR_IMAGE, IMAGE).warm_pool().boot("Warmed:Stopped")
     assert result.returncode == 0, result.stderr
-    assert node.calls("aws") == ["ecr get-login-password --region us-east-1"]
+    assert node.calls("aws") == [GET_PREPULL, "ecr get-login-password --region us-east-1"]
     assert node.calls("ctr") == [
         f"-n k8s.io images pull --user AWS:ECRPASSWORD {ECR_IMAGE}",
         f"-n k8s.io images pull {IMAGE}",
@@ -292,7 +382,7 @@ def test_ecr_images_are_pulled_with_a_registry_token(node):
 def test_warmed_instance_completes_the_launch_hook_after_the_pre_pull(node):
     result = node.prepull(IMAGE).warm_pool().launch_hook().boot("Warmed:Stopped")
     assert result.returncode == 0, result.stderr
-    assert node.calls("aws") == [COMPLETE]
+    assert node.calls("aws") == [GET_PREPULL, COMPLETE]
     sequence = node.sequence()
     assert sequence.index(f"ctr -n k8s.io images pull {IMAGE}") < sequence.index(f"aws {COMPLETE}")
     assert node.calls("nodeadm") == []
@@ -334,7 +424,7 @@ def test_group_without_a_warm_pool_completes_no_lifecycle_action(node):
 def test_failing_complete_is_logged_and_the_boot_still_succeeds(node):
     result = node.prepull(IMAGE).warm_pool().launch_hook().aws_fails().boot("Warmed:Stopped")
     assert result.returncode == 0, result.stderr
-    assert node.calls("aws") == [COMPLETE]
+    assert node.calls("aws") == [GET_PREPULL, COMPLETE]
     assert "could not complete lifecycle hook" in result.stderr
     assert node.calls("ctr") == [f"-n k8s.io images pull {IMAGE}"]
 
@@ -375,7 +465,7 @@ def spot_pool():
     return next(p for p in spec.gpu_pools if p.name == "h100-spot")
 
 
-def build(pool, ami_family="al2023-nvidia", warm_pool=False, images=(IMAGE,), launch_hook=None):
+def build(pool, ami_family="al2023-nvidia", warm_pool=False, prepull=PREPULL_PARAMETER, launch_hook=None):
     return node_user_data(
         cluster_name="inferfleet-prod",
         endpoint=ENDPOINT,
@@ -384,7 +474,7 @@ def build(pool, ami_family="al2023-nvidia", warm_pool=False, images=(IMAGE,), la
         labels=pool_labels(pool, GPU),
         taints=[t.kubelet_flag() for t in pool_taints(pool)],
         ami_family=ami_family,
-        prepull_images=list(images),
+        prepull_parameter=None if ami_family == "bottlerocket-nvidia" else prepull,
         warm_pool=warm_pool,
         launch_hook=launch_hook,
     )
@@ -431,10 +521,11 @@ def test_node_config_carries_the_pool_labels_and_taints(spot_pool):
 
 
 def test_shell_part_installs_the_join_script_and_a_unit_run_on_every_boot(spot_pool):
-    shell = shell_part(build(spot_pool, images=(IMAGE, ECR_IMAGE)))
+    shell = shell_part(build(spot_pool))
     files = written_files(shell)
     assert files["/usr/local/bin/inferfleet-node-join"] == join_script()
-    assert files["/etc/inferfleet/prepull-images"].splitlines() == [IMAGE, ECR_IMAGE]
+    assert files["/etc/inferfleet/prepull-parameter"] == f"{PREPULL_PARAMETER}\n"
+    assert files["/etc/inferfleet/cluster-name"] == "inferfleet-prod\n"
     unit = files["/etc/systemd/system/inferfleet-node-join.service"]
     assert "ExecStart=/usr/local/bin/inferfleet-node-join" in unit
     assert "WantedBy=multi-user.target" in unit
@@ -557,8 +648,15 @@ def test_launch_hook_names_must_be_names():
         LaunchHook(GROUP, "node ready")
 
 
-def test_user_data_stays_within_the_ec2_limit(spot_pool):
-    assert len(build(spot_pool, images=[IMAGE] * 20).encode()) < 16 * 1024
+def test_user_data_is_stored_gzip_compressed_and_reads_back_whole(spot_pool):
+    """cloud-init decompresses gzip user data; EC2's 16 KB limit then applies to the compressed bytes."""
+    document = build(spot_pool, warm_pool=True, launch_hook=LaunchHook(GROUP, HOOK))
+    stored = launch_template_user_data(document, "al2023-nvidia")
+    assert read_launch_template_user_data(stored) == document
+    assert stored == launch_template_user_data(document, "al2023-nvidia"), "the same bytes every deploy"
+    assert len(base64.b64decode(stored)) < len(document.encode()) / 2
+    settings = build(spot_pool, ami_family="bottlerocket-nvidia")
+    assert base64.b64decode(launch_template_user_data(settings, "bottlerocket-nvidia")).decode() == settings
 
 
 REAL_SIZE_CA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t" + "Q" * 1432
@@ -572,7 +670,7 @@ def test_the_render_margin_covers_what_a_deploy_puts_in_place_of_the_stand_ins(s
     """The aws-limits check measures rendered user data, where the CA and the endpoint are the mocks' short
     stand-ins; its margin must cover the difference to the real values, and a warm pool's user data with
     real values must fit EC2's limit (16384 bytes raw)."""
-    from components.checks.aws_limits import USER_DATA_DEPLOY_MARGIN_BYTES, USER_DATA_LIMIT_BYTES
+    from components.checks.aws_limits import USER_DATA_DEPLOY_MARGIN_BYTES, USER_DATA_LIMIT_BYTES, user_data_bytes
 
     def document(ca: str, endpoint: str) -> str:
         return node_user_data(
@@ -583,13 +681,13 @@ def test_the_render_margin_covers_what_a_deploy_puts_in_place_of_the_stand_ins(s
             labels=pool_labels(spot_pool, GPU),
             taints=[t.kubelet_flag() for t in pool_taints(spot_pool)],
             ami_family="al2023-nvidia",
-            prepull_images=[ECR_IMAGE, IMAGE],
+            prepull_parameter=PREPULL_PARAMETER,
             warm_pool=True,
             launch_hook=LaunchHook(GROUP, HOOK),
         )
 
-    rendered = len(document(CA, ENDPOINT).encode())
-    real = len(document(REAL_SIZE_CA, REAL_SIZE_ENDPOINT).encode())
+    rendered = user_data_bytes(launch_template_user_data(document(CA, ENDPOINT), "al2023-nvidia"))
+    real = user_data_bytes(launch_template_user_data(document(REAL_SIZE_CA, REAL_SIZE_ENDPOINT), "al2023-nvidia"))
     assert 0 < real - rendered <= USER_DATA_DEPLOY_MARGIN_BYTES
     assert real <= USER_DATA_LIMIT_BYTES == 16384
 

@@ -4,12 +4,8 @@ import re
 
 import pytest
 
-from components.manifests.autoscaler import (
-    SYSTEM_NODE_SELECTOR,
-    cluster_autoscaler_values,
-    priority_expander_priorities,
-)
-from components.manifests.scheduling import POOL_LABEL
+from components.manifests.autoscaler import cluster_autoscaler_values, priority_expander_priorities
+from components.manifests.scheduling import POOL_LABEL, system_node_selector
 from components.stack import load_stack
 
 
@@ -71,14 +67,29 @@ def test_within_a_capacity_type_the_pool_a_service_names_first_ranks_higher(prod
     assert priority_of(priorities, groups["second"]) > priority_of(priorities, groups["unnamed"])
 
 
+def test_a_chain_of_three_spot_shapes_is_grown_in_the_services_order_before_on_demand(prod):
+    spec = with_pools(
+        prod,
+        [("od", "onDemand"), ("third", "spot"), ("second", "spot"), ("first", "spot")],
+        [["first", "second", "third", "od"]],
+    )
+    groups = names(spec)
+    priorities = priority_expander_priorities(spec, groups)
+    ranks = [priority_of(priorities, groups[pool]) for pool in ("first", "second", "third", "od")]
+    assert ranks == sorted(ranks, reverse=True) and len(set(ranks)) == 4
+
+
 def test_pools_with_the_same_capacity_and_best_position_share_one_level(prod):
     groups = names(prod)
     priorities = priority_expander_priorities(prod, groups)
     assert priority_of(priorities, groups["h100-spot"]) == priority_of(priorities, groups["l40s-spot"])
-    # spot: h100-spot and l40s-spot (first choices), l40s-24xl-spot (rag's second); on demand: l4-ondemand
-    # (rerank's first), h100-ondemand (chat's second), l40s-ondemand (rag's third).
-    assert len(priorities) == 5
-    assert sorted(priorities) == [10, 20, 30, 40, 50]
+    assert priority_of(priorities, groups["h200-spot"]) == priority_of(priorities, groups["l40s-24xl-spot"])
+    # spot: h100-spot and l40s-spot (first choices), h200-spot and l40s-24xl-spot (chat's and rag's second),
+    # a100-spot (chat's third); on demand: l4-ondemand (rerank's first), l40s-ondemand (rag's third),
+    # h100-ondemand (chat's fourth).
+    assert sorted(priorities) == [10, 20, 30, 40, 50, 60]
+    chat = [priority_of(priorities, groups[pool]) for pool in ("h100-spot", "h200-spot", "a100-spot", "h100-ondemand")]
+    assert chat == [60, 50, 40, 10]
 
 
 def test_patterns_are_anchored_and_escaped(prod):
@@ -111,4 +122,4 @@ def test_helm_values_carry_discovery_irsa_priority_expander_and_system_pool():
     assert values["extraArgs"]["skip-nodes-with-system-pods"] is False
     assert values["extraArgs"]["scale-down-delay-after-add"]
     assert values["expanderPriorities"] == {"10": ["^b$"], "20": ["^a$"]}
-    assert values["nodeSelector"] == SYSTEM_NODE_SELECTOR == {POOL_LABEL: "system"}
+    assert values["nodeSelector"] == system_node_selector() == {POOL_LABEL: "system"}

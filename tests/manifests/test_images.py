@@ -9,6 +9,8 @@ def test_each_pool_pre_pulls_the_images_of_the_services_that_may_run_there(prod,
     assert images_by_pool(spec, catalog) == {
         "h100-ondemand": [VLLM_IMAGE],
         "h100-spot": [VLLM_IMAGE],
+        "h200-spot": [VLLM_IMAGE],
+        "a100-spot": [VLLM_IMAGE],
         "l40s-ondemand": [RAY_LLM_IMAGE],
         "l40s-spot": [RAY_LLM_IMAGE],
         "l40s-24xl-spot": [RAY_LLM_IMAGE],

@@ -61,7 +61,7 @@ def _toy_catalog():
     def instance(name, gpus, price, memory, gpu_name="G80"):
         return InstanceType.model_validate(
             {"name": name, "gpu": gpu_name if gpus else None, "gpuCount": gpus, "vcpu": 8, "memoryGiB": memory,
-             "efaGbps": 0, "gpuInterconnect": "nvlink" if gpus else "none", "localNvmeGB": 0,
+             "efaGbps": 0, "gpuInterconnect": "nvlink" if gpus else "none", "localNvmeGB": 0, "maxPods": 110,
              "onDemandUsdPerHour": price, "spotDiscount": 0.6, "source": "test", "priceSource": "test"}
         )
     model = CatalogModel.model_validate(
