@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROD = ROOT / "stacks" / "prod.yaml"
 
 
-def generated_stack(services: int, directory: Path) -> Path:
+def prod_shaped(services: int, environment: str) -> str:
     """prod.yaml with its services repeated (renamed) until there are `services` of them."""
     data = yaml.safe_load(PROD.read_text())
     templates = data["services"]
@@ -34,9 +34,13 @@ def generated_stack(services: int, directory: Path) -> Path:
         service = copy.deepcopy(templates[index % len(templates)])
         service["name"] = f"{service['name']}-{index}"
         data["services"].append(service)
-    data["environment"] = f"gen{services}"
+    data["environment"] = environment
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def generated_stack(services: int, directory: Path) -> Path:
     path = directory / f"gen{services}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(prod_shaped(services, f"gen{services}"))
     return path
 
 

@@ -50,17 +50,26 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from components.policy_runner import load_policy_config, mandatory  # Pulumi loads only for render
-    from components.render import render_stack_file, summary
+    from components.policy_runner import PolicyConfigError, load_policy_config, mandatory  # Pulumi loads only here
+    from components.render import OutputRefused, render_stack_file, summary
+    from inferfleet_policies.levels import levels_environment
 
-    overrides = load_policy_config(args.policy_config) if args.policy_config else None
     try:
-        rendered = render_stack_file(args.stack, args.out, overrides)
+        overrides = load_policy_config(args.policy_config) if args.policy_config else None
+        rendered = render_stack_file(args.stack, args.out, overrides,
+                                     inputs=[args.policy_config] if args.policy_config else [])
+    except (PolicyConfigError, OutputRefused) as error:  # usage errors: nothing ran, nothing was touched
+        print(f"inferfleet render: {error}", file=sys.stderr)
+        return 2
     except StackError as error:
         for problem in error.problems:
             print(problem)
         return 1
     print(summary(rendered))
+    if overrides is None and levels_environment(rendered.environment) != rendered.environment:
+        print(f"note: environment {rendered.environment} has no column in the policy level table: policies run at "
+              f"{levels_environment(rendered.environment)}'s levels (pass --policy-config, e.g. "
+              "policy/config/staging.json, for another column)")
     print(f"wrote {args.out}/resources.json, {args.out}/policy.json, {args.out}/checks.json and {len(rendered.manifests)} objects "
           f"to {args.out}/manifests/")
     for violation in rendered.violations:
@@ -161,6 +170,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     slo = bench.add_argument_group("SLO (exit 1 on a breach)")
     slo.add_argument("--stack", metavar="STACK.yaml", help="stack file holding the service")
     slo.add_argument("--service", metavar="NAME", help="service whose workload and slo to use")
+    slo.add_argument("--slo-ttft-p99-ms", type=float, metavar="MS", help="or the SLO itself: p99 TTFT ceiling, ms")
+    slo.add_argument("--slo-itl-p99-ms", type=float, metavar="MS", help="p99 inter-token latency ceiling, ms")
+    slo.add_argument("--slo-availability", type=float, metavar="R", help="success ratio, e.g. 0.999")
     bench.add_argument("--timeout", type=_positive_float, default=600.0, metavar="S", help="per request, seconds (default 600)")
     bench.add_argument("--seed", type=int, default=0, help="seed of synthetic prompts and arrivals (default 0)")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON (no progress bar)")
@@ -181,9 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(run=_plan)
     render = commands.add_parser("render", help="run the Pulumi program offline under mocks and write what it creates")
     render.add_argument("stack", metavar="STACK.yaml")
-    render.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole)")
+    render.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory: new, empty or a previous render's (replaced as a whole); "
+                             "anything else is refused")
     render.add_argument("--policy-config", metavar="FILE",
-                        help="JSON or YAML: policy (or all) -> level, or {enforcementLevel, ...settings}")
+                        help="JSON or YAML: policy (or all) -> level, or {enforcementLevel, ...settings}; "
+                             "environments other than dev, staging and prod default to prod's levels")
     render.set_defaults(run=_render)
     schema = commands.add_parser("schema", help="print the stack spec's JSON Schema")
     schema.set_defaults(run=_schema)

@@ -7,14 +7,21 @@ them are filled in rather than left unknown.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import threading
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
 
 ACCOUNT = "123456789012"
 SECRET_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
@@ -221,7 +228,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     inputs=_masked(raw),
                     options={
                         "protect": bool(request.protect),
-                        "dependsOn": list(request.dependencies),
+                        "dependsOn": sorted(request.dependencies),  # the runtime's order varies from run to run
                         "deletedWith": request.deletedWith or None,
                         "ignoreChanges": list(request.ignoreChanges),
                         "aliases": [json_format.MessageToDict(alias) for alias in request.aliases],
@@ -231,10 +238,91 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The default handler, except for a failed future or task nobody awaited. A failed program leaves those
+    behind (its error is raised, and render reports it); the garbage collector finds them at any later moment
+    and the default handler would log `Future exception was never retrieved` with a traceback there: after the
+    command's one line, or in the middle of another `ast.parse` (pytest imports modules that way), where the
+    traceback's carets (CPython 3.11 parses the source line) reset the outer parse's recursion counter, which
+    then fails with `SystemError: AST constructor recursion depth mismatch` (seen in this test suite)."""
+    if str(context.get("message", "")).endswith("exception was never retrieved"):
+        return
+    loop.default_exception_handler(context)
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_quiet_exception_handler)
+    return loop
+
+
+def _open_event_loop() -> asyncio.AbstractEventLoop:
+    """This thread's event loop, a new one if it has none or a closed one: the runtime finds it through
+    asyncio.get_event_loop(), which no longer makes one implicitly in newer Pythons."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:
+            loop = None
+    if loop is None or loop.is_closed():
+        loop = _new_event_loop()
+        asyncio.set_event_loop(loop)
+    return loop
+
+
+@contextmanager
+def owned_event_loops() -> Iterator[asyncio.AbstractEventLoop]:
+    """Run a program under mocks on event loops that are all closed on the way out, even when it fails.
+
+    Pulumi's runtime runs on this thread's event loop and calls the mock monitor in that loop's default
+    executor; every worker thread makes an event loop of its own there (pulumi.runtime.sync_await's
+    `_ensure_event_loop`), and nothing closes any of them. Left open, they are closed by the garbage collector
+    whenever it gets to them: after a failed render, or while the interpreter shuts down and the worker threads
+    end. That prints `Exception ignored in: <function BaseEventLoop.__del__>` with a traceback (ResourceWarning
+    `unclosed event loop`) under `-W error`, `-X dev` and pytest, and can fail outright late in shutdown.
+    Here the main loop, its executor and each worker's loop are made and closed by us; what the program left
+    pending is cancelled first, and what it left failed is not printed later (`_quiet_exception_handler`).
+    The thread is left with no current loop (`install` makes one when needed)."""
+    worker_loops: list[asyncio.AbstractEventLoop] = []
+    lock = threading.Lock()
+
+    def worker_loop() -> None:
+        loop = _new_event_loop()
+        asyncio.set_event_loop(loop)
+        with lock:
+            worker_loops.append(loop)
+
+    main = _new_event_loop()
+    executor = ThreadPoolExecutor(thread_name_prefix="pulumi-mocks", initializer=worker_loop)
+    main.set_default_executor(executor)
+    asyncio.set_event_loop(main)
+    try:
+        yield main
+    finally:
+        try:
+            pending = asyncio.all_tasks(main)
+            for task in pending:
+                task.cancel()
+            if pending:
+                main.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            main.run_until_complete(main.shutdown_asyncgens())
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)  # the workers end; their loops are still listed
+            for loop in worker_loops:
+                loop.close()
+            main.close()
+            asyncio.set_event_loop(None)
+
+
 def install(project: str, stack: str, region: str,
             stack_outputs: dict[str, dict[str, Any]] | None = None) -> RecordingMonitor:
     """Point the Pulumi runtime at recording mocks; returns the monitor holding the recorded resources.
-    `stack_outputs`: what StackReferences to other stacks read (fully qualified name -> outputs)."""
+    `stack_outputs`: what StackReferences to other stacks read (fully qualified name -> outputs).
+    Each install gets a root Stack of its own: the runtime keeps the first one otherwise, so a second program in
+    one process would parent its resources to the first program's stack (another stack name in every URN)."""
+    _open_event_loop()
+    pulumi_settings.ROOT.set(None)
     monitor = RecordingMonitor(CloudMocks(region, stack_outputs))
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor,
                              organization=ORGANIZATION)

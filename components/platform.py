@@ -14,9 +14,8 @@ never builds a provider.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from importlib.metadata import version
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -46,17 +45,31 @@ from components.kubernetes.addons import (
     kubernetes_provider,
 )
 from components.kubernetes.charts import chart
-from components.kubernetes.serving import HF_TOKEN_CONFIG, ServingWorkloads, ServingWorkloadsArgs
+from components.kubernetes.serving import (
+    HF_TOKEN_CONFIG,
+    ServingWorkloads,
+    ServingWorkloadsArgs,
+)
 from components.manifests.alerting import secret_config_keys
-from components.manifests.autoscaler import SERVICE_ACCOUNT as AUTOSCALER_SERVICE_ACCOUNT
+from components.manifests.autoscaler import (
+    SERVICE_ACCOUNT as AUTOSCALER_SERVICE_ACCOUNT,
+)
 from components.manifests.image_builds import GATE_KEY, built_services, image_builds
 from components.manifests.images import images_by_pool
-from components.manifests.serving import SERVING_NAMESPACE, s3_location, service_account_name
+from components.manifests.serving import (
+    SERVING_NAMESPACE,
+    s3_location,
+    service_account_name,
+)
 from components.phases import stack_phase
 from components.planner import plan_stack
 from components.planner.plan import StackPlan
-from components.platform_outputs import DEPLOY_RUNNER, PlatformOutputs, platform_stack_name
-from components.spec import SpecSource
+from components.platform_outputs import (
+    DEPLOY_RUNNER,
+    PlatformOutputs,
+    platform_stack_name,
+)
+from components.spec import SpecSource, naming
 from components.spec.models import ServiceSpec, StackSpec
 
 
@@ -113,7 +126,7 @@ class Platform(pulumi.ComponentResource):
         spec, catalog = args.spec, args.catalog
         tags = stack_tags(spec)
         child = pulumi.ResourceOptions(parent=self)
-        cluster_name = f"inferfleet-{spec.environment}"
+        cluster_name = naming.cluster_name(spec.environment)
         self.region = spec.aws.region
         self.network = Network(f"{name}-network", NetworkArgs.from_spec(spec, cluster_name, tags), opts=child)
         self.cluster = Cluster(
@@ -328,7 +341,7 @@ def deploy_workloads(source: SpecSource, catalog: Catalog, plan: StackPlan, plat
         f"{env}-addons",
         ClusterAddonsArgs(
             spec=spec,
-            cluster_name=f"inferfleet-{env}",
+            cluster_name=naming.cluster_name(env),
             region=spec.aws.region,
             asg_names=platform.asg_names,
             gpus_per_node={p.name: catalog.instance_types[p.instance_types[0]].gpu_count for p in spec.gpu_pools},
@@ -356,7 +369,6 @@ def deploy_workloads(source: SpecSource, catalog: Catalog, plan: StackPlan, plat
             huggingface_token=pulumi.Config().get_secret(HF_TOKEN_CONFIG),
             service_images=platform.service_images,
             gate_image=platform.gate_image,
-            stack_document=source.document.data if spec.deploy_gate.enabled else None,
         ),
         opts=providers,
     )

@@ -5,7 +5,10 @@ through the `report_violation` callback with each policy's level for the stack's
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +30,15 @@ from inferfleet_policies import ALL_POLICIES
 from inferfleet_policies.common import ENVIRONMENT_KEY
 from inferfleet_policies.correctness import PINNED_AMIS_KEY, SERVICES_KEY
 from inferfleet_policies.framework import with_defaults
-from inferfleet_policies.levels import DISABLED, MANDATORY, level_of, policy_settings
+from inferfleet_policies.levels import (
+    ALL,
+    DISABLED,
+    ENFORCEMENT_KEY,
+    LEVELS_ALLOWED,
+    MANDATORY,
+    level_of,
+    policy_settings,
+)
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -43,11 +54,185 @@ class Violation:
     message: str
 
 
-def load_policy_config(path: str | Path) -> dict[str, Any]:
-    """A `--policy-config` file: JSON or YAML mapping policy (or `all`) to a level or {enforcementLevel, ...}."""
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+class PolicyConfigError(ValueError):
+    """A `--policy-config` file that cannot be used: one line, `FILE[:LINE]: problem` (a usage error)."""
+
+
+POLICY_CONFIG_MAX_BYTES = 1 << 20
+"""A policy config is a few lines per policy; anything larger is not one."""
+POLICY_CONFIG_MAX_VALUES = 100_000
+"""Values checked against the policies' schemas, YAML aliases counted each time they are used."""
+POLICY_CONFIG_MAX_DEPTH = 32
+"""Nesting refused before the parsers recurse that deep (a RecursionError is no answer, and one raised in C code
+can leave CPython 3.11's recursion bookkeeping off for the rest of the process)."""
+SHAPE = "a mapping of policy name (or `all`) to a level or to {enforcementLevel: LEVEL, setting: value...}"
+JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int | None):
+        self.line = line
+
+
+def _json_depth(text: str) -> int:
+    depth = deepest = 0
+    for char in JSON_STRING.sub('""', text):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting past POLICY_CONFIG_MAX_DEPTH (its composer recurses per level)."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > POLICY_CONFIG_MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_ok(value: Any, expected: str) -> bool:
+    if expected == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if expected == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    kinds = {"string": str, "boolean": bool, "object": dict, "array": list, "null": type(None)}
+    return isinstance(value, kinds[expected])
+
+
+SCHEMA_KEYWORDS = frozenset({"type", "enum", "default", "description", "minimum", "maximum", "items", "properties",
+                             "additionalProperties"})
+"""What `_schema_problem` reads of a policy's config schema; tests hold every policy's schema to these."""
+
+
+def _schema_problem(value: Any, schema: Mapping[str, Any], where: str, budget: list[int]) -> str | None:
+    """The first way `value` breaks a policy's config schema (the subset of JSON Schema the pack uses), or None."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return f"more than {POLICY_CONFIG_MAX_VALUES} values"
+    expected = schema.get("type")
+    if expected and not _type_ok(value, expected):
+        return f"{where}: expected a{'n' if expected[0] in 'aeiou' else ''} {expected}, got {_shown(value)}"
+    if "enum" in schema and value not in schema["enum"]:
+        return f"{where}: {_shown(value)} is not one of {', '.join(map(str, schema['enum']))}"
+    if "minimum" in schema and isinstance(value, (int, float)) and value < schema["minimum"]:
+        return f"{where}: {_shown(value)} is below the minimum {schema['minimum']}"
+    if "maximum" in schema and isinstance(value, (int, float)) and value > schema["maximum"]:
+        return f"{where}: {_shown(value)} is above the maximum {schema['maximum']}"
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for index, item in enumerate(value):
+            if problem := _schema_problem(item, schema["items"], f"{where}[{index}]", budget):
+                return problem
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        additional = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            if key in properties:
+                problem = _schema_problem(item, properties[key], f"{where}.{key}", budget)
+            elif isinstance(additional, Mapping):
+                problem = _schema_problem(item, additional, f"{where}.{key}", budget)
+            else:
+                problem = None if additional else f"{where}: unknown setting {_shown(key)}"
+            if problem:
+                return problem
+    return None
+
+
+def _level_problem(key: str, level: Any) -> str | None:
+    if level in LEVELS_ALLOWED:
+        return None
+    return f"{key}: level {_shown(level)} is not one of {', '.join(LEVELS_ALLOWED)}"
+
+
+def check_policy_config(data: Any) -> list[str]:
+    """Every problem of a parsed policy config (file-less messages): its shape, policy names, levels and each
+    policy's settings against that policy's config schema. Empty when `evaluate` can use it as it is."""
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a policy config is a mapping of policy name to level")
+        return [f"expected {SHAPE}, got {type(data).__name__ if data is not None else 'an empty document'}"]
+    policies = {policy.name: policy for policy in ALL_POLICIES}
+    budget = [POLICY_CONFIG_MAX_VALUES]
+    problems: list[str] = []
+    for key, value in data.items():
+        if not isinstance(key, str) or (key != ALL and key not in policies):
+            close = difflib.get_close_matches(str(key), [*policies, ALL], n=1)
+            problems.append(f"unknown policy {_shown(key)}" + (f" (did you mean {close[0]}?)" if close else "")
+                            + f"; the policies: {', '.join(sorted(policies))}" * (not close))
+            continue
+        if not isinstance(value, dict):
+            if problem := _level_problem(key, value):
+                problems.append(problem)
+            continue
+        if ENFORCEMENT_KEY in value and (problem := _level_problem(f"{key}.{ENFORCEMENT_KEY}", value[ENFORCEMENT_KEY])):
+            problems.append(problem)
+        settings = {k: v for k, v in value.items() if k != ENFORCEMENT_KEY}
+        if key == ALL:
+            if settings:
+                problems.append(f"{ALL}: only {ENFORCEMENT_KEY} applies to every policy; settings go under a "
+                                f"policy's name (here: {', '.join(map(_shown, settings))})")
+            continue
+        schema = {"type": "object", "properties": policies[key].config_schema.properties, "additionalProperties": False}
+        if problem := _schema_problem(settings, schema, key, budget):
+            problems.append(problem)
+    return problems
+
+
+def _parse_error(file: str, error: Exception) -> PolicyConfigError:
+    if isinstance(error, json.JSONDecodeError):
+        return PolicyConfigError(f"{file}:{error.lineno}: not valid JSON: {error.msg} (column {error.colno})")
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"{file}:{mark.line + 1}" if mark is not None else file
+    problem = getattr(error, "problem", None) or str(error)
+    return PolicyConfigError(f"{where}: not valid YAML: {' '.join(str(problem).split())}")
+
+
+def load_policy_config(path: str | Path) -> dict[str, Any]:
+    """A `--policy-config` file: JSON or YAML, SHAPE (policy/config/<env>.json is one). Raises PolicyConfigError
+    with a one-line message naming the file and the first problem, before anything runs."""
+    file = str(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(POLICY_CONFIG_MAX_BYTES + 1)
+    except OSError as error:
+        raise PolicyConfigError(f"{file}: cannot read: {error.strerror or error}") from None
+    if len(raw) > POLICY_CONFIG_MAX_BYTES:
+        raise PolicyConfigError(f"{file}: larger than {POLICY_CONFIG_MAX_BYTES // 1024} KiB; expected {SHAPE}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PolicyConfigError(f"{file}: not UTF-8 text (byte {error.start})") from None
+    try:
+        if file.endswith(".json"):
+            if _json_depth(text) > POLICY_CONFIG_MAX_DEPTH:
+                raise _TooDeep(None)
+            data = json.loads(text)
+        else:
+            data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader
+    except _TooDeep as error:
+        where = f"{file}:{error.line}" if error.line else file
+        raise PolicyConfigError(f"{where}: nested deeper than {POLICY_CONFIG_MAX_DEPTH} levels; "
+                                f"expected {SHAPE}") from None
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise _parse_error(file, error) from None
+    except ValueError as error:  # e.g. an integer past Python's digit limit
+        raise PolicyConfigError(f"{file}: {' '.join(str(error).split())}") from None
+    problems = check_policy_config(data)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise PolicyConfigError(f"{file}: {problems[0]}{more}")
     return data
 
 

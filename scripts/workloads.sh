@@ -22,6 +22,7 @@ PYTHON="${PYTHON:-python3}"
 POLL_SECONDS="${INFERFLEET_POLL_SECONDS:-10}"
 WORKLOADS_SUFFIX="-workloads" # components/phases.py WORKLOADS_SUFFIX (a test keeps the two equal)
 BUNDLE=""
+cd "$(dirname "$0")/.." # the project (Pulumi.yaml, policy/) from wherever it is run
 trap 'rm -f "$BUNDLE"' EXIT
 
 log() {
@@ -38,8 +39,12 @@ field() {
     "$PYTHON" -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
 }
 
+# run_here COMMAND ENV: the workloads stack from this machine, the pack at the environment's levels
+# (policy/config/ENV.json; an environment without a file runs at prod's, as the pack does without config).
 run_here() {
-    local command="$1" stack="$2" flags=(--stack "$2" --policy-pack policy --non-interactive)
+    local command="$1" stack="$2$WORKLOADS_SUFFIX" flags=(--stack "$2$WORKLOADS_SUFFIX" --policy-pack policy)
+    [ -f "policy/config/$2.json" ] && flags+=(--policy-pack-config "policy/config/$2.json")
+    flags+=(--non-interactive)
     if [ "$command" = up ]; then flags+=(--yes); else flags+=(--diff); fi
     "$PULUMI" stack select "$stack" >/dev/null 2>&1 || "$PULUMI" stack init "$stack"
     "$PULUMI" "$command" "${flags[@]}"
@@ -105,7 +110,7 @@ main() {
     fi
     if [ -z "$runner" ] || [ "$runner" = null ]; then
         log "$env has a public API endpoint: running pulumi $command here"
-        run_here "$command" "$env$WORKLOADS_SUFFIX"
+        run_here "$command" "$env"
     else
         run_in_runner "$command" "$runner"
     fi

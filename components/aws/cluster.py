@@ -34,6 +34,7 @@ from components.catalog.eks_versions import (
 )
 from components.manifests.scheduling import SYSTEM_POOL, system_node_labels
 from components.spec.models import StackSpec, SystemPoolSpec
+from components.spec.naming import cluster_name, role_name_args
 from components.spec.network import SERVICE_IPV4_CIDR
 
 EndpointAccess = Literal["public", "private", "publicAndPrivate"]
@@ -196,7 +197,7 @@ class ClusterArgs:
         cluster = spec.cluster
         return cls(
             environment=spec.environment,
-            cluster_name=f"inferfleet-{spec.environment}",
+            cluster_name=cluster_name(spec.environment),
             kubernetes_version=cluster.kubernetes_version,
             region=spec.aws.region,
             vpc_id=vpc_id,
@@ -288,7 +289,8 @@ class Cluster(pulumi.ComponentResource):
         )
 
         cluster_role = aws.iam.Role(
-            f"{name}-cluster-role", assume_role_policy=service_trust_policy("eks.amazonaws.com"), tags=tags, opts=child
+            f"{name}-cluster-role", assume_role_policy=service_trust_policy("eks.amazonaws.com"), tags=tags, opts=child,
+            **role_name_args(f"{name}-cluster-role"),
         )
         cluster_policy = aws.iam.RolePolicyAttachment(
             f"{name}-cluster-policy", role=cluster_role.name, policy_arn=CLUSTER_POLICY_ARN, opts=child
@@ -343,7 +345,8 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_provider_arn = oidc_provider.arn
 
         node_role = aws.iam.Role(
-            f"{name}-node-role", assume_role_policy=service_trust_policy("ec2.amazonaws.com"), tags=tags, opts=child
+            f"{name}-node-role", assume_role_policy=service_trust_policy("ec2.amazonaws.com"), tags=tags, opts=child,
+            **role_name_args(f"{name}-node-role"),
         )
         node_policies = [
             aws.iam.RolePolicyAttachment(f"{name}-node-policy-{index}", role=node_role.name, policy_arn=arn, opts=child)

@@ -26,10 +26,13 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
+from inferfleet_policies.levels import pack_config_path
+
 from components.aws.iam import PolicyStatement, policy_json
 from components.aws.storage import tls_only_policy
 from components.aws.tags import named
 from components.phases import workloads_stack
+from components.spec.naming import BUCKET_NAME_MAX, fit, role_name_args
 
 BUILD_IMAGE = "aws/codebuild/amazonlinux-x86_64-standard:5.0"
 """CodeBuild's curated Amazon Linux 2023 image (Python 3.11 among its runtimes). Curated images are named by
@@ -57,8 +60,9 @@ def state_location(backend_url: str) -> tuple[str, str]:
 
 
 def source_bucket_name(cluster_name: str, account_id: str) -> str:
-    """`<cluster>-deploy-<account>`: unique across accounts, one per environment within one."""
-    return f"{cluster_name}-deploy-{account_id}"
+    """`<cluster>-deploy-<account>`: unique across accounts, one per environment within one; the cluster's part
+    is cut (with a hash) for a long environment name, the account's never."""
+    return f"{fit(f'{cluster_name}-deploy', BUCKET_NAME_MAX - len(account_id) - 1)}-{account_id}"
 
 
 def secrets_provider(kms_key_arn: str | None) -> str:
@@ -77,9 +81,11 @@ def buildspec(environment: str) -> str:
     stack = workloads_stack(environment)
     select = (f'pulumi stack select "{stack}" 2>/dev/null || pulumi stack init "{stack}"'
               ' ${INFERFLEET_SECRETS_PROVIDER:+--secrets-provider "$INFERFLEET_SECRETS_PROVIDER"}')
+    config = pack_config_path(environment)
+    policy = "--policy-pack policy" + (f" --policy-pack-config {config}" if config else "")
     run = ('case "$INFERFLEET_COMMAND" in '
-           'preview) pulumi preview --stack "' + stack + '" --policy-pack policy --non-interactive --diff ;; '
-           'up) pulumi up --stack "' + stack + '" --policy-pack policy --non-interactive --yes --skip-preview ;; '
+           f'preview) pulumi preview --stack "{stack}" {policy} --non-interactive --diff ;; '
+           f'up) pulumi up --stack "{stack}" {policy} --non-interactive --yes --skip-preview ;; '
            '*) echo "INFERFLEET_COMMAND must be preview or up, not $INFERFLEET_COMMAND" >&2; exit 2 ;; esac')
     document = {
         "version": 0.2,
@@ -310,7 +316,7 @@ class DeployRunner(pulumi.ComponentResource):
         caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
         role = aws.iam.Role(f"{name}-role", assume_role_policy=caller.account_id.apply(codebuild_trust_policy),
-                            tags=args.tags, opts=pulumi.ResourceOptions(parent=self))
+                            tags=args.tags, opts=pulumi.ResourceOptions(parent=self), **role_name_args(f"{name}-role"))
         policy = pulumi.Output.all(partition, caller.account_id, log_group_arn, bucket_arn, args.cluster_arn,
                                    args.subnet_ids).apply(lambda v: policy_json(runner_statements(
             partition=v[0], region=args.region, account_id=v[1], log_group_arn=v[2], source_bucket_arn=v[3],

@@ -26,7 +26,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.tags import named
-from components.aws.user_data import AMI_FAMILIES, LaunchHook, launch_template_user_data, node_user_data
+from components.aws.user_data import (
+    AMI_FAMILIES,
+    LaunchHook,
+    launch_template_user_data,
+    node_user_data,
+)
 from components.catalog import load_catalog
 from components.manifests.scheduling import accelerator_value, pool_labels, pool_taints
 from components.spec.models import GpuPoolSpec

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.spec.naming import role_name_args
+
 
 @dataclass(frozen=True)
 class PolicyStatement:
@@ -84,7 +86,8 @@ class IrsaRole(pulumi.ComponentResource):
             )
         )
         child = pulumi.ResourceOptions(parent=self)
-        self.role = aws.iam.Role(f"{name}-role", assume_role_policy=trust, tags=args.tags, opts=child)
+        self.role = aws.iam.Role(f"{name}-role", assume_role_policy=trust, tags=args.tags, opts=child,
+                                 **role_name_args(f"{name}-role"))
         if policy is not None:
             aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=policy, opts=child)
         for index, arn in enumerate(args.managed_policy_arns):

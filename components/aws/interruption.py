@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.spec.naming import EVENT_RULE_NAME_MAX, NAME_LIMITS_BY_TYPE, fit
+
 MESSAGE_RETENTION_SECONDS = 300
 """A spot interruption warning comes two minutes ahead: an older message is about a node already gone."""
 LIFECYCLE_HEARTBEAT_SECONDS = 300
 TERMINATING_TRANSITION = "autoscaling:EC2_INSTANCE_TERMINATING"
-RULE_NAME_MAX = 64
 
 EVENT_PATTERNS: dict[str, dict] = {
     "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
@@ -39,8 +40,13 @@ def lifecycle_pattern(group_names: list[str]) -> dict:
 
 
 def rule_name(cluster_name: str, key: str) -> str:
-    """Named, not auto-named: the rules of a cluster's queue read as such in the EventBridge console."""
-    return f"{cluster_name}-nth-{key}"
+    """Named, not auto-named: the rules of a cluster's queue read as such in the EventBridge console (cut to
+    EventBridge's limit, with a hash, for a long environment name)."""
+    return fit(f"{cluster_name}-nth-{key}", EVENT_RULE_NAME_MAX)
+
+
+def queue_name(cluster_name: str) -> str:
+    return fit(f"{cluster_name}-interruptions", NAME_LIMITS_BY_TYPE["aws:sqs/queue:Queue"].max_length)
 
 
 def account_of(arn: str) -> str:
@@ -89,12 +95,6 @@ class SpotInterruptionQueueArgs:
             raise ValueError("SpotInterruptionQueueArgs.environment: required")
         if not self.cluster_name:
             raise ValueError("SpotInterruptionQueueArgs.cluster_name: required")
-        longest = rule_name(self.cluster_name, max([*EVENT_PATTERNS, "lifecycle"], key=len))
-        if len(longest) > RULE_NAME_MAX:
-            raise ValueError(
-                f"SpotInterruptionQueueArgs.cluster_name: too long; rule name {longest} "
-                f"exceeds {RULE_NAME_MAX} characters"
-            )
         if not self.asg_names:
             raise ValueError("SpotInterruptionQueueArgs.asg_names: give at least one Auto Scaling group")
 
@@ -114,7 +114,7 @@ class SpotInterruptionQueue(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.queue = aws.sqs.Queue(
             f"{name}-queue",
-            name=f"{args.cluster_name}-interruptions",
+            name=queue_name(args.cluster_name),
             message_retention_seconds=MESSAGE_RETENTION_SECONDS,
             sqs_managed_sse_enabled=True,
             tags=args.tags,

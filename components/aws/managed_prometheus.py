@@ -13,12 +13,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.iam import IrsaRole, IrsaRoleArgs, PolicyStatement
+from components.spec.naming import cluster_name
 
 REMOTE_WRITE_ACTION = "aps:RemoteWrite"
 
 
 def workspace_alias(environment: str) -> str:
-    return f"inferfleet-{environment}"
+    return cluster_name(environment)
 
 
 def dns_suffix(region: str) -> str:

@@ -18,6 +18,7 @@ import pulumi_aws as aws
 
 from components.aws.tags import named
 from components.spec.models import StackSpec
+from components.spec.naming import role_name_args
 from components.spec.network import SubnetPlan, SubnetPlanError, plan_subnets
 
 NatMode = Literal["single", "perAz"]
@@ -370,7 +371,8 @@ class Network(pulumi.ComponentResource):
         trust = identity.apply(
             lambda caller: flow_log_trust_policy(caller.account_id, caller.arn.split(":")[1], region)
         )
-        role = aws.iam.Role(f"{name}-flow-logs", assume_role_policy=trust, tags=tags, opts=child)
+        role = aws.iam.Role(f"{name}-flow-logs", assume_role_policy=trust, tags=tags, opts=child,
+                            **role_name_args(f"{name}-flow-logs"))
         policy = aws.iam.RolePolicy(
             f"{name}-flow-logs", role=role.id, policy=log_group.arn.apply(flow_log_policy), opts=child
         )

@@ -8,7 +8,6 @@ protected like the bucket.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,7 +17,9 @@ import pulumi_aws as aws
 
 from components.manifests.image_builds import GATE_KEY
 from components.manifests.serving import s3_location
+from components.spec.limits import bucket_name_problem
 from components.spec.models import StackSpec
+from components.spec.naming import BUCKET_NAME_MAX, cluster_name, fit
 
 KMS_DELETION_WINDOW_DAYS = 30
 UNTAGGED_IMAGE_EXPIRY_DAYS = 14
@@ -27,12 +28,11 @@ INCOMPLETE_UPLOAD_EXPIRY_DAYS = 7
 IMAGE_TAG_MUTABILITY = "IMMUTABLE"
 OBJECT_OWNERSHIP = "BucketOwnerEnforced"
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REPOSITORY_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
 
 def default_bucket_name(environment: str) -> str:
-    return f"inferfleet-{environment}-models"
+    return fit(f"{cluster_name(environment)}-models", BUCKET_NAME_MAX)
 
 
 def model_buckets(spec: StackSpec) -> list[str]:
@@ -57,22 +57,6 @@ def image_repositories(spec: StackSpec) -> list[str]:
 def repository_name(environment: str, engine: str) -> str:
     """The ECR repository of an engine's (or the gate's) image in an environment."""
     return f"inferfleet/{environment}/{engine}"
-
-
-def bucket_name_problem(name: str) -> str | None:
-    """Why S3 would refuse `name` as a general purpose bucket name, or None."""
-    if not _BUCKET_NAME.match(name):
-        return "3 to 63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
-    if ".." in name or ".-" in name or "-." in name:
-        return "no two adjacent periods, and no period next to a hyphen"
-    try:
-        ipaddress.IPv4Address(name)
-        return "must not look like an IP address"
-    except ValueError:
-        pass
-    if name.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or name.endswith(("-s3alias", "--ol-s3", "--x-s3")):
-        return "uses a prefix or suffix S3 reserves"
-    return None
 
 
 def tls_only_policy(bucket_arn: str) -> str:

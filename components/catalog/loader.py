@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -109,6 +109,55 @@ class Catalog:
         if isinstance(model.architecture, str):
             return self.models.get(model.architecture)
         return self.model_named(model.name)
+
+
+class AwsRegion(_Row):
+    """A commercial AWS Region and its Availability Zones (data/aws_regions.yaml, with its sources)."""
+
+    code: str = Field(default="", pattern=r"^[a-z]{2}-[a-z]+-\d$")
+    name: str = Field(min_length=1)
+    zone_mapping: Literal["uniform", "independent"] = Field(
+        default="uniform", description="independent: AZ letters map to AZs per account (the oldest Regions)."
+    )
+    az_ids: list[str] = Field(min_length=2)
+    zones: list[Annotated[str, Field(pattern=r"^[a-z]$")]] = Field(min_length=2)
+    """The letters an AZ's name may end in: `us-east-1` + `a`."""
+
+    @property
+    def zone_names(self) -> list[str]:
+        return [f"{self.code}{letter}" for letter in self.zones]
+
+
+class AwsRegions(_Row):
+    as_of: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    regions: dict[str, AwsRegion]
+
+
+def _az_id_prefix(code: str) -> str:
+    """`us-east-1` -> `use1-az`, `ap-northeast-1` -> `apne1-az`: how AWS forms a Region's AZ IDs."""
+    country, direction, number = code.split("-")
+    short = {"northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw"}.get(direction, direction[0])
+    return f"{country}{short}{number}-az"
+
+
+@functools.cache
+def load_aws_regions() -> AwsRegions:
+    """The Regions `validate` accepts and their AZ names, checked once: unique letters, AZ IDs of the Region."""
+    path = DATA_DIR / "aws_regions.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["regions"] = {code: {**fields, "code": code} for code, fields in (raw.get("regions") or {}).items()}
+    try:
+        table = AwsRegions.model_validate(raw)
+    except ValidationError as error:
+        raise CatalogError(f"{path}: {error}") from None
+    for code, region in table.regions.items():
+        id_prefix = _az_id_prefix(code)
+        if len(set(region.zones)) != len(region.zones) or len(set(region.az_ids)) != len(region.az_ids):
+            raise CatalogError(f"{path}: regions.{code}: a zone or AZ ID is listed twice")
+        if not all(az_id.startswith(id_prefix) for az_id in region.az_ids):
+            raise CatalogError(f"{path}: regions.{code}: AZ IDs must start with {id_prefix}")
+    return table
 
 
 def _load_rows(file: str, key: str, row_type: type[BaseModel], id_field: str | None = None) -> dict:

@@ -5,7 +5,8 @@ cluster and AWS will meet it:
 
 - `schedulability`: every pod template fits a node shape the program creates (kube-scheduler's filters);
 - `ownership`: nothing an autoscaler scales also sets the replica count it owns;
-- `aws_limits`: generated user data and names fit AWS's and Kubernetes' limits.
+- `aws_limits`: generated user data and names fit AWS's and Kubernetes' limits;
+- `collisions`: no two objects (or AWS resources) of one kind share a name.
 
 Pure: each check reads the recorded resources (RecordedResource.to_json() dicts: type, name, urn, parent,
 provider, custom, inputs, options), the Kubernetes objects the program applies, and the catalog; no Pulumi
@@ -40,9 +41,9 @@ Check = Callable[[Resources, Manifests, Catalog], list[Problem]]
 
 def all_checks() -> list[Check]:
     """Every cross-layer check, in the order their problems are reported."""
-    from components.checks import aws_limits, ownership, schedulability
+    from components.checks import aws_limits, collisions, ownership, schedulability
 
-    return [schedulability.check, ownership.check, aws_limits.check]
+    return [schedulability.check, ownership.check, aws_limits.check, collisions.check]
 
 
 def run_all(resources: Resources, manifests: Manifests, catalog: Catalog) -> list[Problem]:

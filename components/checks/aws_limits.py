@@ -36,6 +36,7 @@ from components.manifests.names import (
     label_value_problem,
     path_segment_problem,
 )
+from components.spec.naming import AUTONAME_SUFFIX, NAME_LIMITS_BY_TYPE, PREFIX_SUFFIX, NameLimit
 
 CHECK = "aws-limits"
 
@@ -57,109 +58,7 @@ lacks is the real value: the mocks give a 40-byte stand-in where EKS gives the b
 where EKS's has 32. 2 KB covers both with room to spare; the issue's "about 1.4 KB for the CA" is the same
 quantity, but it is not added at boot, it is missing from the render."""
 
-AUTONAME_SUFFIX = 8
-"""Pulumi's auto-name: the logical name, "-" and 7 random hex characters (pulumi-terraform-bridge
-`tfbridge.AutoName`: Separator "-", Randlen 7), when the program sets no name."""
-PREFIX_SUFFIX = 26
-"""A `namePrefix` gets the Terraform AWS provider's unique suffix, 26 characters
-(`id.UniqueIDSuffixLength`; the provider's role name prefix limit is `roleNameMaxLen - UniqueIDSuffixLength`,
-64 - 26 = 38)."""
 
-
-@dataclass(frozen=True)
-class NameLimit:
-    """The longest physical name AWS accepts for one resource type, and where the program sets it."""
-
-    resource_type: str
-    max_length: int
-    source: str
-    name_input: str = "name"
-    prefix_input: str | None = "namePrefix"
-
-
-_SERVICE_MODEL = "AWS service model (botocore 1.43 data/<service>/service-2.json)"
-NAME_LIMITS: tuple[NameLimit, ...] = (
-    NameLimit("aws:iam/role:Role", 64, f"IAM CreateRole RoleName: length 1-64 ({_SERVICE_MODEL}, roleNameType)"),
-    NameLimit(
-        "aws:iam/instanceProfile:InstanceProfile",
-        128,
-        f"IAM CreateInstanceProfile InstanceProfileName: length 1-128 ({_SERVICE_MODEL}, instanceProfileNameType)",
-    ),
-    NameLimit("aws:iam/policy:Policy", 128, f"IAM CreatePolicy PolicyName: length 1-128 ({_SERVICE_MODEL})"),
-    NameLimit("aws:iam/rolePolicy:RolePolicy", 128, f"IAM PutRolePolicy PolicyName: length 1-128 ({_SERVICE_MODEL})"),
-    NameLimit(
-        "aws:sqs/queue:Queue",
-        80,
-        "SQS CreateQueue QueueName: 'A queue name can have up to 80 characters' (SQS API Reference; same text in "
-        "the service model)",
-    ),
-    NameLimit(
-        "aws:cloudwatch/eventRule:EventRule",
-        64,
-        f"EventBridge PutRule Name: length 1-64, [.-_A-Za-z0-9]+ ({_SERVICE_MODEL}, RuleName)",
-    ),
-    NameLimit(
-        "aws:s3/bucket:Bucket",
-        63,
-        "S3 User Guide, general purpose bucket naming rules: 'between 3 (min) and 63 (max) characters long'",
-        name_input="bucket",
-        prefix_input="bucketPrefix",
-    ),
-    NameLimit(
-        "aws:s3/bucketV2:BucketV2",
-        63,
-        "S3 User Guide, general purpose bucket naming rules: 'between 3 (min) and 63 (max) characters long'",
-        name_input="bucket",
-        prefix_input="bucketPrefix",
-    ),
-    NameLimit(
-        "aws:autoscaling/group:Group",
-        255,
-        f"Auto Scaling CreateAutoScalingGroup AutoScalingGroupName: length 1-255 ({_SERVICE_MODEL})",
-    ),
-    NameLimit(
-        "aws:autoscaling/lifecycleHook:LifecycleHook",
-        255,
-        f"Auto Scaling PutLifecycleHook LifecycleHookName: length 1-255 ({_SERVICE_MODEL})",
-        prefix_input=None,
-    ),
-    NameLimit(
-        LAUNCH_TEMPLATE,
-        128,
-        f"EC2 CreateLaunchTemplate LaunchTemplateName: length 3-128 ({_SERVICE_MODEL})",
-    ),
-    NameLimit(
-        "aws:kms/alias:Alias",
-        256,
-        f"KMS CreateAlias AliasName: length 1-256, 'alias/' included ({_SERVICE_MODEL}, AliasNameType)",
-    ),
-    NameLimit(
-        "aws:cloudwatch/logGroup:LogGroup",
-        512,
-        f"CloudWatch Logs CreateLogGroup logGroupName: length 1-512 ({_SERVICE_MODEL})",
-    ),
-    NameLimit(
-        "aws:ecr/repository:Repository",
-        256,
-        f"ECR CreateRepository repositoryName: length 2-256 ({_SERVICE_MODEL})",
-        prefix_input=None,
-    ),
-    NameLimit("aws:eks/cluster:Cluster", 100, f"EKS CreateCluster name: length 1-100 ({_SERVICE_MODEL})", prefix_input=None),
-    NameLimit(
-        "aws:codebuild/project:Project",
-        150,
-        f"CodeBuild CreateProject name: length 2-150 ({_SERVICE_MODEL})",
-        prefix_input=None,
-    ),
-    NameLimit(
-        "aws:ec2/securityGroup:SecurityGroup",
-        255,
-        "EC2 CreateSecurityGroup GroupName: 'Up to 255 characters in length' (service model documentation)",
-    ),
-)
-"""Name length limits per resource type, each with its source. The four the issue names (IAM role, SQS queue,
-EventBridge rule, S3 bucket) and the other named resources this program creates."""
-NAME_LIMITS_BY_TYPE = {limit.resource_type: limit for limit in NAME_LIMITS}
 
 # Kubernetes: which of apimachinery's name rules (components.manifests.names) the API server applies per kind.
 DNS1035_NAMED_KINDS = frozenset({("", "Service")})

@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components.catalog import Catalog
 from components.manifests import serving as s
-from components.manifests.gate import gate_job, stack_config_map
+from components.manifests.gate import gate_job
 from components.manifests.stack import ServiceObjects, service_objects, shared_objects
 from components.planner.plan import StackPlan
 from components.spec.models import StackSpec
@@ -52,14 +52,11 @@ class ServingWorkloadsArgs:
     """Service name -> the image the stack built for it (images.build), replacing the spec's. Default none."""
     gate_image: pulumi.Input[str] | None = None
     """The deploy gate's image (images.build with deployGate.enabled); required exactly then."""
-    stack_document: Any = None
-    """The stack as parsed (SpecSource.document.data): the gate's ConfigMap. Required with the gate."""
 
     def __post_init__(self) -> None:
-        gated = self.spec.deploy_gate.enabled
-        if gated != (self.gate_image is not None) or (gated and self.stack_document is None):
-            raise ValueError("ServingWorkloadsArgs.gate_image: with deployGate.enabled, pass the gate's image and "
-                             "stack_document; without it, neither")
+        if self.spec.deploy_gate.enabled != (self.gate_image is not None):
+            raise ValueError("ServingWorkloadsArgs.gate_image: with deployGate.enabled, pass the gate's image; "
+                             "without it, none")
         names = {service.name for service in self.spec.services}
         for label, given in (("model_reader_role_arns", self.model_reader_role_arns),
                              ("service_images", self.service_images)):
@@ -87,9 +84,6 @@ class ServingWorkloads(pulumi.ComponentResource):
         for obj in monitors:
             self._group(f"{name}-{obj['metadata']['name']}", [obj], [shared, args.operators[OPERATOR_OF_KIND[obj["kind"]]]])
         identity: list[pulumi.Resource] = [shared]
-        gate_stack = None
-        if args.gate_image is not None:
-            gate_stack = self._group(f"{name}-gate-stack", [stack_config_map(spec, args.stack_document)], [shared])
         if args.huggingface_token is not None:
             secret = pulumi.Output.secret(args.huggingface_token).apply(lambda token: [s.huggingface_token_secret(token)])
             identity.append(self._group(f"{name}-huggingface-token", secret, [shared]))
@@ -118,11 +112,11 @@ class ServingWorkloads(pulumi.ComponentResource):
                 operator = args.operators[OPERATOR_OF_KIND[kind]]
                 rollout.append(self._group(f"{name}-{service.name}-{kind.lower()}",
                                            resolved.apply(lambda o, kind=kind: o.custom[kind]), [core, operator]))
-            if gate_stack is not None and args.gate_image is not None:
+            if args.gate_image is not None:
                 job = pulumi.Output.all(resolved, args.gate_image).apply(
                     lambda values, service=service: [gate_job(service, spec, values[1], values[0].all())]
                 )
-                self._group(f"{name}-{service.name}-gate", job, [*rollout, gate_stack])
+                self._group(f"{name}-{service.name}-gate", job, rollout)
         self.register_outputs({"groups": list(self.groups)})
 
     def _group(

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from components.loadtest import runtime
 from components.loadtest.bench import BenchConfig, BenchRun, Level, run_bench
 from components.loadtest.errors import LoadTestError
@@ -22,6 +24,7 @@ from components.loadtest.slo import SloCheck, check_slo
 from components.loadtest.smoke import run_smoke
 from components.loadtest.target import service_from_stack
 from components.spec import ServiceSpec, StackError
+from components.spec.models import SloSpec
 
 DEFAULT_OUTPUT_TOKENS = 128
 
@@ -69,6 +72,14 @@ def bench_command(args: argparse.Namespace, out: TextIO | None = None, err: Text
     if (args.stack is None) != (args.service is None):
         print("inferfleet bench: --stack and --service go together", file=err)
         return 2
+    try:
+        given_slo = slo_from_flags(args)
+    except ValueError as error:
+        print(f"inferfleet bench: {error}", file=err)
+        return 2
+    if given_slo is not None and args.stack is not None:
+        print("inferfleet bench: give the SLO either as --slo-* flags or through --stack/--service, not both", file=err)
+        return 2
     if args.range_ratio and args.prompts is not None:
         print("inferfleet bench: --range-ratio draws synthetic lengths; a --prompts file gives its own", file=err)
         return 2
@@ -96,7 +107,7 @@ def bench_command(args: argparse.Namespace, out: TextIO | None = None, err: Text
         except OSError as error:
             print(f"inferfleet bench: cannot write {args.save_requests}: {error.strerror or error}", file=err)
             return 1
-    checks = _slo_checks(run, service)
+    checks = _slo_checks(run, given_slo or (service.slo if service is not None else None))
     if args.json:
         print(json.dumps(render_json(run, checks), indent=2), file=out)
     else:
@@ -147,7 +158,23 @@ def _config(args: argparse.Namespace, service: ServiceSpec | None) -> BenchConfi
     )
 
 
-def _slo_checks(run: BenchRun, service: ServiceSpec | None) -> dict[str, list[SloCheck]] | None:
-    if service is None or service.slo is None:
+def slo_from_flags(args: argparse.Namespace) -> SloSpec | None:
+    """An SLO given on the command line (what the deploy gate passes: no stack file in the cluster), checked
+    as the spec checks one; None when no --slo-* flag is given. ValueError names what is wrong."""
+    given = {key: value for key, value in (("ttftP99Ms", args.slo_ttft_p99_ms), ("itlP99Ms", args.slo_itl_p99_ms),
+                                           ("availability", args.slo_availability)) if value is not None}
+    if not given:
         return None
-    return {result.level.label(): check_slo(result.figures, service.slo) for result in run.levels}
+    if "ttftP99Ms" not in given:
+        raise ValueError("--slo-ttft-p99-ms is required with the other --slo-* flags")
+    try:
+        return SloSpec.model_validate(given)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ValueError(f"--slo {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def _slo_checks(run: BenchRun, slo: SloSpec | None) -> dict[str, list[SloCheck]] | None:
+    if slo is None:
+        return None
+    return {result.level.label(): check_slo(result.figures, slo) for result in run.levels}

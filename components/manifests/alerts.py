@@ -371,7 +371,7 @@ def _capacity_alerts(spec: StackSpec) -> list[dict[str, Any]]:
         _alert("InferfleetSpotInterruptions", drains, TICKET, "GPU nodes are being drained often",
                f"aws-node-termination-handler cordoned and drained more than {NODE_DRAINS_MAX} nodes in "
                f"{NODE_DRAINS_WINDOW} (spot interruptions, rebalance recommendations, scale-in).", None),
-        _alert("InferfleetNodeDrainFailed", _counted_since(f'actions_total{{node_status="error"}}', NODE_DRAINS_WINDOW), PAGE,
+        _alert("InferfleetNodeDrainFailed", _counted_since('actions_total{node_status="error"}', NODE_DRAINS_WINDOW), PAGE,
                "aws-node-termination-handler failed to act on a node",
                "A cordon or drain failed: a node going away may take its replicas down without a graceful drain.",
                None),

@@ -4,10 +4,10 @@ SLO, against the service's stable in-cluster address. `pulumi up` waits for the 
 awaits a Job until it completes, and fails the update when it fails), so a rollout that does not serve,
 or serves outside its SLO, fails the environment's update.
 
-The Job's name carries a hash of everything it checks (the service's objects, the stack, the gate's own
-image): a change to any of them is a new Job, run again; an unchanged service keeps its Job and is not
-re-checked. The stack travels in a ConfigMap, so the bench reads the same `workload` and `slo` the plan
-did.
+The Job's name carries a hash of everything it checks (the service's objects, the gate's settings and its
+own image): a change to any of them is a new Job, run again; an unchanged service keeps its Job and is not
+re-checked. The bench gets the service's `workload` lengths and `slo` as arguments, the same the plan read:
+the gate needs nothing else of the stack, so no copy of the stack document goes into the cluster.
 """
 
 from __future__ import annotations
@@ -16,15 +16,11 @@ import hashlib
 import json
 from typing import Any
 
-import yaml
-
 from components.manifests import serving as s
 from components.manifests.scheduling import system_node_selector
 from components.manifests.triton import PORTS as TRITON_PORTS
 from components.spec.models import ServiceSpec, StackSpec
 
-STACK_CONFIG_MAP = "inferfleet-gate-stack"
-STACK_MOUNT = "/etc/inferfleet/stack"
 GATE_USER = 65532
 """The numeric user of serving_images/gate/Dockerfile."""
 NAME_HASH_LENGTH = 10
@@ -34,20 +30,6 @@ RESOURCES = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "
 """One core at most: the client uses about a third of one at 256 streams (README, bench), and the gate
 shares the system pool with the add-ons."""
 OPENAI_ENGINES = ("vllm", "ray-serve")
-
-
-def stack_file(spec: StackSpec) -> str:
-    return f"{STACK_MOUNT}/{spec.environment}.yaml"
-
-
-def stack_config_map(spec: StackSpec, document: Any) -> dict[str, Any]:
-    """The stack as the gate reads it (`<environment>.yaml`: the loader checks the file's stem)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": s.metadata(STACK_CONFIG_MAP, {"app.kubernetes.io/part-of": s.PART_OF}),
-        "data": {f"{spec.environment}.yaml": yaml.safe_dump(document, sort_keys=False)},
-    }
 
 
 def target(service: ServiceSpec) -> str:
@@ -71,11 +53,22 @@ def bench_arguments(service: ServiceSpec, spec: StackSpec) -> list[str] | None:
     if service.engine not in OPENAI_ENGINES:
         return None
     gate = spec.deploy_gate
-    return [
+    arguments = [
         "bench", target(service), "--model", service.model.name,
-        "--stack", stack_file(spec), "--service", service.name,
         "--num-prompts", str(gate.num_prompts), "--concurrency", str(gate.concurrency),
     ]
+    if service.workload is not None:
+        arguments += ["--input-tokens", str(service.workload.input_tokens)]
+        if service.workload.output_tokens:
+            arguments += ["--output-tokens", str(service.workload.output_tokens)]
+    slo = service.slo
+    if slo is not None:
+        arguments += ["--slo-ttft-p99-ms", f"{slo.ttft_p99_ms:g}"]
+        if slo.itl_p99_ms is not None:
+            arguments += ["--slo-itl-p99-ms", f"{slo.itl_p99_ms:g}"]
+        if slo.availability is not None:
+            arguments += ["--slo-availability", f"{slo.availability:g}"]
+    return arguments
 
 
 def _container(name: str, image: str, arguments: list[str]) -> dict[str, Any]:
@@ -84,7 +77,6 @@ def _container(name: str, image: str, arguments: list[str]) -> dict[str, Any]:
         "image": image,
         "args": arguments,
         "resources": RESOURCES,
-        "volumeMounts": [{"name": "stack", "mountPath": STACK_MOUNT, "readOnly": True}],
         "securityContext": {
             **s.container_security_context(),
             "runAsNonRoot": True,
@@ -131,7 +123,6 @@ def gate_job(service: ServiceSpec, spec: StackSpec, image: str, checked: Any) ->
                     "nodeSelector": system_node_selector(),
                     **({"initContainers": [smoke]} if bench else {}),
                     "containers": containers,
-                    "volumes": [{"name": "stack", "configMap": {"name": STACK_CONFIG_MAP}}],
                 },
             },
         },

@@ -2,13 +2,23 @@
 
 - The floor holds `replicas.min` replicas on the service's on-demand pools of the floor's shape, never
   on spot, so interruptions cannot take the service below its floor. It is not autoscaled.
-- The burst scales from 0 to `replicas.max - replicas.min` on the queue signal. It may run on every
-  pool of its shape, spot first in the service's order, on-demand after: pods prefer the pools in
-  order, and Cluster Autoscaler's priority expander adds spot nodes first and on-demand nodes when
-  spot has no capacity.
-- Pools of another shape (another node type or parallelism) get their own burst set with that pool's plan;
-  it scales only while the set before it has replicas it cannot place (its fallback).
-- A canary or shadow revision is a fixed-size set on the pools of the first burst set.
+- The burst scales from 0 to `replicas.max - replicas.min` on the queue signal, as a chain of burst sets.
+  Pools share a set only when they have one shape (node type and parallelism: one plan, one pod
+  template) and one capacity type; every spot set comes before every on-demand set, spot sets in the
+  order of the service's `pools`, then on-demand sets in that order. prod's chat, pools [h100-spot,
+  h200-spot, a100-spot, h100-ondemand], bursts on `chat-burst` (h100-spot), then `chat-burst-2`
+  (h200-spot), `chat-burst-3` (a100-spot) and last `chat-burst-4` (h100-ondemand). A set of several
+  pools prefers them in the service's order.
+- The first set scales on the load; each later set is the fallback of the one before it
+  (`fallback_of`): it runs one replica per replica of that set that could not be placed for a while
+  (components/manifests/autoscaling.py), so the chain runs the first set's count in all and an on-demand
+  node is added only once no spot pool could place the replicas. Spot and on-demand pools are in separate
+  sets for that: a pending pod fits only its own set's pools, so Cluster Autoscaler's priority expander
+  (spot first) cannot answer a spot set's pending pod with an on-demand node of the same shape before
+  the spot fallbacks of other shapes were tried. (Ray Serve, whose autoscaler knows no order of groups,
+  puts the spot and on-demand sets of one node type back in one worker group: ray_serve.py.)
+- A canary or shadow revision is a fixed-size set on the pools of the service's first shape, spot and
+  on-demand together (the pools of the first burst set and of the on-demand set of that shape).
 """
 
 from __future__ import annotations
@@ -80,8 +90,19 @@ def _shape(entry: ServicePoolPlan) -> Shape:
     )
 
 
+def burst_groups(ordered: list[ServicePoolPlan]) -> list[list[ServicePoolPlan]]:
+    """The pools of the burst sets, in chain order: one group per shape and capacity type, every spot
+    group before every on-demand group, each kind in the order of its first pool in `ordered` (the
+    service's `pools`), and within a group the pools in that order."""
+    groups: dict[tuple[bool, Shape], list[ServicePoolPlan]] = {}
+    for entry in ordered:
+        groups.setdefault((entry.capacity_type != "spot", _shape(entry)), []).append(entry)
+    return [groups[key] for key in sorted(groups, key=lambda key: key[0])]
+
+
 def replica_sets(service: ServiceSpec, spec: StackSpec, plan: StackPlan) -> list[ReplicaSet]:
-    """The service's replica sets: floor (when replicas.min > 0), one burst set per shape, revisions."""
+    """The service's replica sets: floor (when replicas.min > 0), the chain of burst sets (one per shape
+    and capacity type, spot first), revisions."""
     pools = {pool.name: pool for pool in spec.gpu_pools}
     entries = {e.pool: e for e in plan.services if e.name == service.name}
     ordered = [entries[name] for name in service.pools]
@@ -110,7 +131,7 @@ def replica_sets(service: ServiceSpec, spec: StackSpec, plan: StackPlan) -> list
     burst_max = service.replicas.max - service.replicas.min
     previous: str | None = None
     if burst_max > 0:
-        for index, group in enumerate(shapes.values()):
+        for index, group in enumerate(burst_groups(ordered)):
             name = f"{service.name}-burst" if index == 0 else f"{service.name}-burst-{index + 1}"
             sets.append(
                 ReplicaSet(

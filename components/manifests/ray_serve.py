@@ -31,6 +31,10 @@ capacity: Ray's scheduler puts a replica wherever its GPUs are free, and the Ray
 the groups (spot or on-demand) that can hold pending replicas. Limitations, kept simple on purpose:
 - Serve runs one engine shape per application, so only the stable replica sets of the first set's shape
   get a worker group; pools of another shape (another tensor parallelism) are not used by Ray Serve.
+- The Ray autoscaler has no order among groups, so placement's chain of burst sets is not followed: the
+  burst sets of one node type (its spot pools, then its on-demand pools) share one worker group, where
+  Cluster Autoscaler's priority expander still adds spot nodes first; a group of another node type may be
+  grown before it.
 - A replica wider than a node gets `nodes_per_replica` worker pods (one per node, the node's GPUs each)
   and Ray places its bundles over them; nothing gang-schedules those pods.
 - Ray cannot keep the floor's replicas on the on-demand group: the floor group holds `replicas.min`
@@ -41,6 +45,7 @@ the groups (spot or on-demand) that can hold pending replicas. Limitations, kept
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -236,12 +241,29 @@ def _same_shape(a: ServicePoolPlan, b: ServicePoolPlan) -> bool:
     return all(getattr(a, name) == getattr(b, name) for name in fields)
 
 
+def _one_group_per_node_type(sets: list[ReplicaSet]) -> list[ReplicaSet]:
+    """The burst sets of one node type as one set: the first (spot) with the pools of the later ones
+    (on-demand) after its own. Placement chains a shape's spot pools before its on-demand pools as two
+    sets, the second scaling only for what the first cannot place; the Ray autoscaler knows no such order
+    (it picks the worker group that fits best, ties broken by name), so two groups would let it grow the
+    on-demand one first. One group on all the pools keeps spot first: its pods prefer the pools in order,
+    and Cluster Autoscaler's priority expander adds spot nodes before on-demand ones."""
+    merged: dict[tuple[str, str], ReplicaSet] = {}
+    for replica_set in sets:
+        key = (replica_set.name if replica_set.role != "burst" else "burst", replica_set.plan.instance_type)
+        first = merged.get(key)
+        merged[key] = replica_set if first is None else dataclasses.replace(
+            first, pools=first.pools + replica_set.pools)
+    return list(merged.values())
+
+
 def _worker_sets(service: ServiceSpec, spec: StackSpec, plan: StackPlan) -> tuple[list[ReplicaSet], list[ReplicaSet]]:
-    """(stable sets of the first set's shape, revision sets): the replica sets that get a worker group."""
+    """(stable sets of the first set's shape, one per node type, revision sets): the replica sets that
+    get a worker group."""
     sets = replica_sets(service, spec, plan)
     stable = [r for r in sets if r.revision == STABLE]
     shaped = [r for r in stable if _same_shape(r.plan, stable[0].plan)]
-    return shaped, [r for r in sets if r.revision != STABLE]
+    return _one_group_per_node_type(shaped), [r for r in sets if r.revision != STABLE]
 
 
 def _base_labels(service: ServiceSpec) -> dict[str, str]:

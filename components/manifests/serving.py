@@ -22,7 +22,7 @@ AVAILABILITY_SLO_ANNOTATION = "inferfleet.io/availability-slo"
 availability target, which the policy pack's reliability policies hold prod services to."""
 FALLBACK_OF_ANNOTATION = "inferfleet.io/fallback-of"
 """On a fallback replica set's workload object (`ReplicaSet.fallback_of`): the name of the replica set it
-falls back from. A fallback scales only while that set has replicas it cannot place, so a chain of them
+falls back from. A fallback runs one replica per replica of that set left unplaced, so a chain of them
 shares one burst budget; the policy pack's autoscaler-bounds policy reads the chain from this annotation."""
 HF_TOKEN_SECRET = "huggingface-token"
 HF_TOKEN_KEY = "token"

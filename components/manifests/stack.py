@@ -62,9 +62,11 @@ def service_objects(service: ServiceSpec, spec: StackSpec, plan: StackPlan, cata
     targets = {obj["metadata"]["name"]: obj for obj in workloads if obj["kind"] in WORKLOAD_KINDS}
     sets = replica_sets(service, spec, plan)
     floor = sum(r.replicas_min for r in sets if r.role == "floor")
+    by_name = {r.name: r for r in sets}
     for replica_set in sets:
         if replica_set.autoscaled and load_signal(replica_set, catalog) is not None and replica_set.name in targets:
-            result.add(scaled_object(replica_set, targets[replica_set.name], floor, catalog))
+            previous = by_name[replica_set.fallback_of] if replica_set.fallback_of else None
+            result.add(scaled_object(replica_set, targets[replica_set.name], floor, catalog, previous))
     result.add(http_route(service))
     return result
 

@@ -70,7 +70,10 @@ def engine_arguments(replica_set: ReplicaSet, catalog: Catalog) -> dict[str, Any
     if replica_set.tracing:
         planned.update(vllm_trace_arguments())
     for key, value in replica_set.engine_args.items():
-        planned[key.replace("_", "-")] = value
+        flag = key.replace("_", "-")
+        if flag.startswith("no-") and isinstance(value, bool):
+            flag, value = flag.removeprefix("no-"), not value  # one flag, not `--X` beside `--no-X`
+        planned[flag] = value
     return planned
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 
@@ -11,7 +13,7 @@ from components.spec.models import StackSpec
 from components.spec.problems import LocatedProblem, Problem, StackError
 from components.spec.pydantic_problems import problems_from_validation_error
 from components.spec.rules import check_spec
-from components.spec.yaml_source import YamlDocument, YamlSyntaxError, parse_yaml
+from components.spec.yaml_source import MAX_BYTES, YamlDocument, YamlSyntaxError, parse_yaml
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,15 @@ def locate(file: str, document: YamlDocument, problems: list[Problem]) -> list[L
 
 
 def _duplicate_keys(file: str, document: YamlDocument) -> list[LocatedProblem]:
-    """Each duplicate at its own line (the document's line map holds only a key's last occurrence)."""
+    """Each duplicate or non-string key at its own line (the document's line map holds only a key's last
+    occurrence, and no entry for a key that is not a string)."""
     return [
         LocatedProblem(file, line, p.path, p.message)
-        for p, line in zip(document.duplicate_keys, document.duplicate_key_lines, strict=True)
+        for problems, lines in (
+            (document.duplicate_keys, document.duplicate_key_lines),
+            (document.key_problems, document.key_problem_lines),
+        )
+        for p, line in zip(problems, lines, strict=True)
     ]
 
 
@@ -69,18 +76,58 @@ def _sorted(problems: list[LocatedProblem]) -> list[LocatedProblem]:
 
 
 def _read_document(file: str) -> YamlDocument:
-    try:
-        with open(file, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise StackError([LocatedProblem(file, 1, (), "no such file")]) from None
-    except IsADirectoryError:
-        raise StackError([LocatedProblem(file, 1, (), "is a directory, not a stack file")]) from None
-    except UnicodeDecodeError as error:
-        raise StackError([LocatedProblem(file, 1, (), f"not UTF-8 text: {error.reason}")]) from None
-    except OSError as error:
-        raise StackError([LocatedProblem(file, 1, (), f"cannot read: {error.strerror}")]) from None
+    text = _read_text(file)
     try:
         return parse_yaml(text)
     except YamlSyntaxError as error:
         raise StackError([LocatedProblem(file, error.line, (), error.message)]) from None
+
+
+_FILE_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _refuse(file: str, message: str, line: int = 1) -> StackError:
+    return StackError([LocatedProblem(file, line, (), message)])
+
+
+def _read_text(file: str) -> str:
+    """The file as text, read only if it is a regular file, and never more than MAX_BYTES of it."""
+    try:
+        info = os.stat(file)
+        _check_kind(file, info)
+        # O_NONBLOCK: a file swapped for a FIFO after the stat must not hang the open.
+        descriptor = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as handle:
+            _check_kind(file, os.fstat(handle.fileno()))
+            data = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise _refuse(file, "no such file") from None
+    except IsADirectoryError:
+        raise _refuse(file, "is a directory, not a stack file") from None
+    except OSError as error:
+        raise _refuse(file, f"cannot read: {error.strerror}") from None
+    if len(data) > MAX_BYTES:
+        size = f"is {info.st_size:,} bytes, more than" if info.st_size > MAX_BYTES else "is more than"
+        raise _refuse(
+            file,
+            f"{size} the {MAX_BYTES // (1024 * 1024)} MiB ({MAX_BYTES:,} bytes) a stack file may be "
+            "(a stack is a few KB); refused unread",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise _refuse(file, f"not UTF-8 text: {error.reason}", line) from None
+
+
+def _check_kind(file: str, info: os.stat_result) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(file)
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a regular file")
+        raise _refuse(file, f"is {kind}, not a stack file: give a regular file")

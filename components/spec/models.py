@@ -7,6 +7,7 @@ JSON Schema that editors load says what an omitted key means.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -18,6 +19,8 @@ from pydantic import (
     Tag,
 )
 from pydantic.alias_generators import to_camel
+
+from components.spec import limits as L
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 """Names become Kubernetes objects and AWS resource names: a short DNS-1035 label."""
@@ -31,7 +34,9 @@ class SpecModel(BaseModel):
     """Base of every spec object: camelCase keys, unknown keys rejected, immutable once loaded.
 
     Strict types: YAML already types its scalars, so `maxSize: true` or an unquoted
-    `kubernetesVersion: 1.30` (the float 1.3) is a mistake to report, not a value to coerce."""
+    `kubernetesVersion: 1.30` (the float 1.3) is a mistake to report, not a value to coerce.
+    Floats are finite: YAML's `.inf` and `.nan` are numbers to pydantic, and nothing here means them.
+    Every number's upper bound is in components/spec/limits.py with its source."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -39,6 +44,7 @@ class SpecModel(BaseModel):
         populate_by_name=False,
         frozen=True,
         strict=True,
+        allow_inf_nan=False,
     )
 
 
@@ -48,6 +54,8 @@ def _parallelism(value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError("must be a positive integer or 'auto'")
+    if value > L.MAX_PARALLEL_SIZE:
+        raise ValueError(f"must be at most {L.MAX_PARALLEL_SIZE} or 'auto'")
     return value
 
 
@@ -83,9 +91,22 @@ class SystemPoolSpec(SpecModel):
         min_length=1,
         description="Instance types of the managed node group for add-ons. Default [m7i.xlarge].",
     )
-    min_size: int = Field(default=2, ge=0, description="Default 2, so add-ons survive a node loss.")
-    max_size: int = Field(default=4, ge=1, description="Default 4.")
-    disk_size_gib: int = Field(default=50, ge=20, alias="diskSizeGiB", description="Root volume GiB. Default 50.")
+    min_size: int = Field(
+        default=2, ge=0, le=L.EKS_MANAGED_NODE_GROUP_MAX_NODES, description="Default 2, so add-ons survive a node loss."
+    )
+    max_size: int = Field(
+        default=4,
+        ge=1,
+        le=L.EKS_MANAGED_NODE_GROUP_MAX_NODES,
+        description=f"Default 4; at most {L.EKS_MANAGED_NODE_GROUP_MAX_NODES} (EKS's nodes per managed node group).",
+    )
+    disk_size_gib: int = Field(
+        default=50,
+        ge=20,
+        le=L.EBS_VOLUME_MAX_GIB,
+        alias="diskSizeGiB",
+        description=f"Root volume GiB, at most {L.EBS_VOLUME_MAX_GIB:,}. Default 50.",
+    )
 
 
 class DeployRunnerSpec(SpecModel):
@@ -113,7 +134,9 @@ class ClusterSpec(SpecModel):
     )
     public_access_cidrs: list[str] = Field(
         default_factory=list,
-        description="CIDRs allowed to reach a public endpoint. Default [] (AWS then allows 0.0.0.0/0).",
+        max_length=L.EKS_PUBLIC_ACCESS_CIDRS_MAX,
+        description=f"CIDRs allowed to reach a public endpoint, at most {L.EKS_PUBLIC_ACCESS_CIDRS_MAX} (EKS). "
+        "Default [] (AWS then allows 0.0.0.0/0).",
     )
     system_pool: SystemPoolSpec = Field(
         default_factory=SystemPoolSpec, description="Node group for add-ons. Defaults: see SystemPoolSpec."
@@ -137,7 +160,11 @@ class ClusterSpec(SpecModel):
 
 
 class WarmPoolSpec(SpecModel):
-    size: int = Field(ge=1, description="Pre-initialised instances kept ready outside the group's desired capacity.")
+    size: int = Field(
+        ge=1,
+        le=L.MAX_POOL_NODES,
+        description="Pre-initialised instances kept ready outside the group's desired capacity.",
+    )
     state: Literal["Stopped", "Running", "Hibernated"] = Field(
         default="Stopped",
         description="State of warm instances. Default Stopped: only their EBS volumes are billed.",
@@ -151,22 +178,31 @@ class GpuPoolSpec(SpecModel):
     name: str = Field(pattern=DNS_LABEL, description="Pool name; services refer to it.")
     instance_types: list[str] = Field(min_length=1, description="EC2 GPU instance types, in the catalog.")
     capacity_type: Literal["onDemand", "spot"] = Field(description="Purchase option of the pool's instances.")
-    min_size: int = Field(default=0, ge=0, description="Minimum instances. Default 0 (scale from zero).")
-    max_size: int = Field(ge=1, description="Maximum instances.")
+    min_size: int = Field(
+        default=0, ge=0, le=L.MAX_POOL_NODES, description="Minimum instances. Default 0 (scale from zero)."
+    )
+    max_size: int = Field(
+        ge=1,
+        le=L.MAX_POOL_NODES,
+        description=f"Maximum instances, at most {L.MAX_POOL_NODES:,} (Kubernetes' nodes per cluster).",
+    )
     warm_pool: WarmPoolSpec | None = Field(
         default=None, description="EC2 Auto Scaling warm pool; onDemand pools with one instance type only."
     )
     headroom_gpus: int = Field(
         default=0,
         ge=0,
+        le=L.MAX_HEADROOM_GPUS,
         description="GPUs kept free on joined nodes by low-priority placeholder pods, so a new replica "
         "starts at once while the autoscaler replaces the headroom. Default 0.",
     )
     root_volume_gib: int = Field(
         default=200,
         ge=50,
+        le=L.EBS_VOLUME_MAX_GIB,
         alias="rootVolumeGiB",
-        description="gp3 root volume GiB per node (images and weight cache overflow). Default 200.",
+        description=f"gp3 root volume GiB per node (images and weight cache overflow), at most "
+        f"{L.EBS_VOLUME_MAX_GIB:,}. Default 200.",
     )
 
 
@@ -200,8 +236,19 @@ class AlertingSpec(SpecModel):
 
 class ObservabilitySpec(SpecModel):
     enabled: bool = Field(default=True, description="Deploy the metrics stack. Default true.")
-    retention_days: int = Field(default=15, ge=1, description="Prometheus retention in days. Default 15.")
-    storage_gib: int = Field(default=100, ge=10, alias="storageGiB", description="Prometheus volume GiB. Default 100.")
+    retention_days: int = Field(
+        default=15,
+        ge=1,
+        le=L.MAX_RETENTION_DAYS,
+        description=f"Prometheus retention in days, at most {L.MAX_RETENTION_DAYS:,}. Default 15.",
+    )
+    storage_gib: int = Field(
+        default=100,
+        ge=10,
+        le=L.EBS_VOLUME_MAX_GIB,
+        alias="storageGiB",
+        description=f"Prometheus volume GiB (gp3), at most {L.EBS_VOLUME_MAX_GIB:,}. Default 100.",
+    )
     tracing: bool = Field(default=False, description="Deploy an OpenTelemetry collector. Default false.")
     tracing_endpoint: str | None = Field(
         default=None,
@@ -234,22 +281,28 @@ class ModelArchitecture(SpecModel):
     """What the planner needs to know of a model; the catalog holds these for known models."""
 
     kind: Literal["decoder", "encoder"] = Field(default="decoder", description="Default decoder (generative LLM).")
-    parameters: int = Field(gt=0, description="Total parameter count.")
+    parameters: int = Field(gt=0, le=L.MAX_MODEL_PARAMETERS, description="Total parameter count.")
     active_parameters: int | None = Field(
-        default=None, gt=0, description="Parameters used per token (MoE). Default: all parameters."
+        default=None, gt=0, le=L.MAX_MODEL_PARAMETERS, description="Parameters used per token (MoE). Default: all parameters."
     )
-    layers: int = Field(gt=0, description="Transformer layers (num_hidden_layers).")
-    hidden_size: int = Field(gt=0, description="Model width (hidden_size).")
+    layers: int = Field(gt=0, le=L.MAX_LAYERS, description="Transformer layers (num_hidden_layers).")
+    hidden_size: int = Field(gt=0, le=L.MAX_MODEL_WIDTH, description="Model width (hidden_size).")
     intermediate_size: int | None = Field(
-        default=None, gt=0, description="MLP width (intermediate_size). Default 4 x hiddenSize."
+        default=None, gt=0, le=L.MAX_MODEL_WIDTH, description="MLP width (intermediate_size). Default 4 x hiddenSize."
     )
-    attention_heads: int = Field(gt=0, description="Query heads (num_attention_heads).")
-    kv_heads: int = Field(gt=0, description="Key/value heads (num_key_value_heads); fewer than heads under GQA.")
-    head_dim: int | None = Field(default=None, gt=0, description="Default hiddenSize / attentionHeads.")
-    vocab_size: int = Field(gt=0, description="Vocabulary size (vocab_size).")
-    context_length: int = Field(gt=0, description="Longest sequence the model supports (max_position_embeddings).")
-    experts: int = Field(default=0, ge=0, description="MoE experts per layer. Default 0 (dense).")
-    active_experts: int = Field(default=0, ge=0, description="Experts routed per token. Default 0 (dense).")
+    attention_heads: int = Field(gt=0, le=L.MAX_HEADS, description="Query heads (num_attention_heads).")
+    kv_heads: int = Field(
+        gt=0, le=L.MAX_HEADS, description="Key/value heads (num_key_value_heads); fewer than heads under GQA."
+    )
+    head_dim: int | None = Field(default=None, gt=0, le=L.MAX_HEADS, description="Default hiddenSize / attentionHeads.")
+    vocab_size: int = Field(gt=0, le=L.MAX_VOCAB_SIZE, description="Vocabulary size (vocab_size).")
+    context_length: int = Field(
+        gt=0, le=L.MAX_CONTEXT_TOKENS, description="Longest sequence the model supports (max_position_embeddings)."
+    )
+    experts: int = Field(default=0, ge=0, le=L.MAX_EXPERTS, description="MoE experts per layer. Default 0 (dense).")
+    active_experts: int = Field(
+        default=0, ge=0, le=L.MAX_EXPERTS, description="Experts routed per token. Default 0 (dense)."
+    )
 
     @property
     def head_dimension(self) -> int:
@@ -288,27 +341,61 @@ class ModelSpec(SpecModel):
 
 
 class ReplicasSpec(SpecModel):
-    min: int = Field(default=1, ge=0, description="Default 1. 0 allows scale to zero (no availability SLO).")
-    max: int = Field(ge=1, description="Most replicas the autoscaler may run, over all pools.")
+    min: int = Field(
+        default=1, ge=0, le=L.MAX_REPLICAS, description="Default 1. 0 allows scale to zero (no availability SLO)."
+    )
+    max: int = Field(
+        ge=1,
+        le=L.MAX_REPLICAS,
+        description=f"Most replicas the autoscaler may run, over all pools; at most {L.MAX_REPLICAS:,}.",
+    )
 
 
 class WorkloadSpec(SpecModel):
-    input_tokens: int = Field(gt=0, description="Mean prompt length in tokens.")
-    output_tokens: int = Field(ge=0, description="Mean generated length in tokens; 0 for embedding/rerank.")
-    peak_requests_per_second: float = Field(gt=0, description="Peak request rate the service must absorb.")
+    input_tokens: int = Field(gt=0, le=L.MAX_CONTEXT_TOKENS, description="Mean prompt length in tokens.")
+    output_tokens: int = Field(
+        ge=0, le=L.MAX_CONTEXT_TOKENS, description="Mean generated length in tokens; 0 for embedding/rerank."
+    )
+    peak_requests_per_second: float = Field(
+        ge=L.MIN_REQUESTS_PER_SECOND,
+        le=L.MAX_REQUESTS_PER_SECOND,
+        description=f"Peak request rate the service must absorb, {L.MIN_REQUESTS_PER_SECOND:g} to "
+        f"{L.MAX_REQUESTS_PER_SECOND:,.0f}.",
+    )
 
 
 class SloSpec(SpecModel):
-    ttft_p99_ms: float = Field(gt=0, description="99th-percentile time to first token, ms.")
+    ttft_p99_ms: float = Field(
+        gt=0,
+        le=L.MAX_LATENCY_MS,
+        description=f"99th-percentile time to first token, ms; at most {L.MAX_LATENCY_MS:,.0f} (an hour).",
+    )
     itl_p99_ms: float | None = Field(
-        default=None, gt=0, description="99th-percentile inter-token latency, ms. Default: none (encoders)."
+        default=None,
+        gt=0,
+        le=L.MAX_LATENCY_MS,
+        description="99th-percentile inter-token latency, ms. Default: none (encoders).",
     )
     availability: float | None = Field(
-        default=None, gt=0.5, lt=1, description="Target success ratio, e.g. 0.999. Default: none."
+        default=None,
+        gt=L.MIN_AVAILABILITY,
+        le=L.MAX_AVAILABILITY,
+        description=f"Target success ratio, e.g. 0.999; above {L.MIN_AVAILABILITY:g}, at most "
+        f"{L.MAX_AVAILABILITY:g}. Default: none.",
     )
 
 
-EngineArgValue = Union[bool, int, float, str]
+def _engine_arg_value(value: Any) -> Any:
+    """An engine flag's value is rendered into the server's command line: one message for a number that
+    cannot be (a non-finite float, an integer past int64), before the union tries each type."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and not L.INT64_MIN <= value <= L.INT64_MAX:
+        raise ValueError("an integer must fit in 64 bits (vLLM passes it to torch as int64)")
+    return value
+
+
+EngineArgValue = Annotated[Union[bool, int, float, str], BeforeValidator(_engine_arg_value)]
 
 
 class RevisionSpec(SpecModel):
@@ -321,7 +408,9 @@ class RevisionSpec(SpecModel):
     engine_args: dict[str, EngineArgValue] = Field(
         default_factory=dict, description="Engine arguments over the service's engineArgs (these win). Default {}."
     )
-    replicas: int = Field(default=1, ge=1, description="Replicas of this revision (not autoscaled). Default 1.")
+    replicas: int = Field(
+        default=1, ge=1, le=L.MAX_REPLICAS, description="Replicas of this revision (not autoscaled). Default 1."
+    )
 
 
 class CanarySpec(RevisionSpec):
@@ -340,7 +429,13 @@ class PipelineStageSpec(SpecModel):
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="module:attribute of the stage's Serve deployment in the Ray Serve image.",
     )
-    num_cpus: float = Field(default=1.0, gt=0, description="CPUs per stage replica. Default 1.")
+    num_cpus: float = Field(
+        default=1.0,
+        ge=L.RAY_RESOURCE_PRECISION,
+        le=L.MAX_STAGE_CPUS,
+        description=f"CPUs per stage replica, {L.RAY_RESOURCE_PRECISION:g} (Ray's precision) to "
+        f"{L.MAX_STAGE_CPUS:g}. Default 1.",
+    )
     replicas: ReplicasSpec = Field(
         default_factory=lambda: ReplicasSpec(min=1, max=4), description="Serve autoscaling bounds. Default 1 to 4."
     )
@@ -362,11 +457,18 @@ class TritonSpec(SpecModel):
         default=None,
         description="Triton backend of the model. Default: vllm for decoder models, onnxruntime for encoders.",
     )
-    max_batch_size: int = Field(default=32, ge=1, description="Largest batch the model takes. Default 32.")
-    max_queue_delay_us: int = Field(
-        default=500, ge=0, description="Longest a request waits for a batch to fill, microseconds. Default 500."
+    max_batch_size: int = Field(
+        default=32, ge=1, le=L.MAX_TRITON_BATCH_SIZE, description="Largest batch the model takes. Default 32."
     )
-    instances_per_gpu: int = Field(default=1, ge=1, description="Model instances per GPU. Default 1.")
+    max_queue_delay_us: int = Field(
+        default=500,
+        ge=0,
+        le=L.MAX_TRITON_QUEUE_DELAY_US,
+        description="Longest a request waits for a batch to fill, microseconds. Default 500.",
+    )
+    instances_per_gpu: int = Field(
+        default=1, ge=1, le=L.MAX_TRITON_INSTANCES_PER_GPU, description="Model instances per GPU. Default 1."
+    )
 
 
 class ServiceSpec(SpecModel):
@@ -378,7 +480,10 @@ class ServiceSpec(SpecModel):
     tensor_parallel_size: Parallelism = Field(default="auto", description="Default auto: smallest that fits.")
     pipeline_parallel_size: Parallelism = Field(default="auto", description="Default auto: 1 unless a node is too small.")
     max_model_len: int | None = Field(
-        default=None, gt=0, description="Longest sequence served. Default: the model's context length."
+        default=None,
+        gt=0,
+        le=L.MAX_CONTEXT_TOKENS,
+        description="Longest sequence served. Default: the model's context length.",
     )
     workload: WorkloadSpec = Field(description="The traffic the service is sized for.")
     slo: SloSpec | None = Field(default=None, description="Latency and availability targets. Default: none.")
@@ -464,7 +569,13 @@ class StackSpec(SpecModel):
     """One environment: its AWS network and cluster, GPU pools and the models served on them."""
 
     environment: str = Field(pattern=DNS_LABEL, description="Environment name; equals the file's stem.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Tags on every taggable AWS resource.")
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"Tags on every taggable AWS resource: at most {L.USER_TAGS_MAX} (AWS allows "
+        f"{L.TAGS_PER_RESOURCE_MAX} per resource; the program keeps {L.PROGRAM_TAGS_RESERVED} for its own), keys of 1 to "
+        f"{L.TAG_KEY_MAX} and values of up to {L.TAG_VALUE_MAX} letters, digits, spaces and _ . : / = + - @. "
+        "Default {}.",
+    )
     aws: AwsSpec = Field(description="Region and AZs.")
     network: NetworkSpec = Field(default_factory=NetworkSpec, description="VPC layout. Defaults: see below.")
     cluster: ClusterSpec = Field(description="The EKS cluster.")

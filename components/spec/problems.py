@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from components.spec.secrets import redact
+
 Path = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a stack, located by its path in the document (not yet by line)."""
+    """One thing wrong with a stack, located by its path in the document (not yet by line).
+
+    Messages never repeat a credential: whatever a check echoes, credential-shaped parts are
+    `[redacted]` (components/spec/secrets.py)."""
 
     path: Path
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", redact(self.message))
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,9 @@ class LocatedProblem:
     line: int
     path: Path
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", redact(self.message))
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {dotted(self.path)}: {self.message}"
@@ -46,7 +57,7 @@ def dotted(path: Path) -> str:
 
 
 def _part(part: str | int) -> str:
-    text = str(part)
+    text = redact(str(part))
     if text and text.isprintable() and '"' not in text and not any(c.isspace() for c in text):
         return text
     quoted = json.dumps(text, ensure_ascii=False)

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from components.spec.problems import Path, Problem
+from components.spec.secrets import secret_key
 
 
 def problems_from_validation_error(error: ValidationError, data: Any, root: type[BaseModel]) -> list[Problem]:
@@ -23,7 +24,7 @@ def problems_from_validation_error(error: ValidationError, data: Any, root: type
         elif kind == "missing":
             problems.append(Problem(path, "required key is missing"))
         else:
-            problems.append(Problem(path, _message(item)))
+            problems.append(Problem(path, _message(item, echo=not any(secret_key(part) for part in path))))
     return _merge_union_members(problems)
 
 
@@ -65,12 +66,13 @@ def _document_path(loc: tuple[Any, ...], data: Any) -> Path:
     return tuple(path)
 
 
-def _message(item: dict[str, Any]) -> str:
+def _message(item: dict[str, Any], echo: bool = True) -> str:
+    """pydantic's message, with the value when short; never the value of a secret-named key (HF_TOKEN, hf-token)."""
     message = str(item["msg"])
     message = message.removeprefix("Value error, ")
     if message.startswith("Input should be"):
         message = "should be" + message[len("Input should be") :]
-    return f"{message} (got {item['input']!r})" if _is_short_scalar(item.get("input")) else message
+    return f"{message} (got {item['input']!r})" if echo and _is_short_scalar(item.get("input")) else message
 
 
 def _is_short_scalar(value: Any) -> bool:

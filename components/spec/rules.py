@@ -5,13 +5,17 @@ Each rule yields every problem it finds, so a user sees all of them in one run.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterator
+from urllib.parse import urlparse
 
-from components.spec.models import StackSpec
+from components.spec import limits as L
+from components.spec.models import ModelArchitecture, ServiceSpec, StackSpec
 from components.spec.network import SubnetPlanError, plan_subnets
 from components.spec.problems import Problem
+from components.spec.secrets import no_secrets_in_spec
 
 Rule = Callable[[StackSpec], Iterator[Problem]]
 
@@ -95,10 +99,59 @@ def vpc_cidr_fits_subnets(spec: StackSpec) -> Iterator[Problem]:
 
 
 def zones_in_region(spec: StackSpec) -> Iterator[Problem]:
+    """aws.region is a Region of the commercial partition and every AZ one of its zones: the table in
+    components/catalog/data/aws_regions.yaml (AWS's AZ IDs per Region, with its sources and date)."""
+    from components.catalog.loader import load_aws_regions  # the catalog imports the spec: load it when called
+
+    table = load_aws_regions()
+    region_code = spec.aws.region
+    region = table.regions.get(region_code)
+    if region is None:
+        if region_code.startswith(("us-gov-", "cn-")):
+            why = "GovCloud and China Regions are other partitions, and the program writes arn:aws: ARNs"
+        else:
+            close = difflib.get_close_matches(region_code, list(table.regions), n=1)
+            why = f"did you mean {close[0]}?" if close else f"e.g. {next(iter(table.regions))}"
+        yield Problem(
+            ("aws", "region"),
+            f"{region_code!r} is not a Region of the commercial AWS partition (catalog aws_regions.yaml, as of "
+            f"{table.as_of}): {why}",
+        )
+        return
     for i, zone in enumerate(spec.aws.availability_zones):
-        suffix = zone.removeprefix(spec.aws.region)
-        if suffix == zone or len(suffix) != 1 or not suffix.isalpha():
-            yield Problem(("aws", "availabilityZones", i), f"{zone!r} is not an AZ of region {spec.aws.region} (e.g. {spec.aws.region}a)")
+        if zone not in region.zone_names:
+            yield Problem(
+                ("aws", "availabilityZones", i),
+                f"{_shown(zone)} is not an AZ of region {region_code}; its AZs: {', '.join(region.zone_names)}",
+            )
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A user's value in a message, cut so that a huge one cannot flood the output."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
+def s3_uris_valid(spec: StackSpec) -> Iterator[Problem]:
+    """Every S3 URI the spec holds (services' model.uri, cluster.deployRunner.stateBackend) names a bucket S3
+    accepts (S3's "Bucket naming rules": limits.bucket_name_problem, which the AWS layer's ModelStorage reads
+    too) and a key prefix that fits S3 and cannot widen the IAM grant it is put into."""
+    uris = [(("services", i, "model", "uri"), service.model.uri, True) for i, service in enumerate(spec.services)]
+    if spec.cluster.deploy_runner is not None:
+        uris.append((("cluster", "deployRunner", "stateBackend"), spec.cluster.deploy_runner.state_backend, False))
+    for path, uri, is_model in uris:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3":
+            continue
+        problem = L.bucket_name_problem(parsed.netloc)
+        if problem:
+            yield Problem(path, f"bucket {_shown(parsed.netloc)}: {problem} (S3's bucket naming rules)")
+            continue
+        if is_model and ("?" in uri or "#" in uri):
+            yield Problem(path, "a model URI takes no ?query or #fragment: the weights are read from s3://bucket/prefix")
+            continue
+        problem = L.s3_key_prefix_problem(parsed.path.strip("/"))
+        if problem:
+            yield Problem(path, problem)
 
 
 def public_access_cidrs_valid(spec: StackSpec) -> Iterator[Problem]:
@@ -143,13 +196,43 @@ def deploy_gate_needs_built_images(spec: StackSpec) -> Iterator[Problem]:
 
 
 def tag_keys_valid(spec: StackSpec) -> Iterator[Problem]:
-    """Tag keys that differ only in case collide in several AWS APIs (e.g. Auto Scaling tags)."""
+    """Spec tags go on every taggable resource, so they must meet AWS's tag limits there (components/spec/limits.py,
+    with sources): at most USER_TAGS_MAX of them beside the program's own, keys of 1 to 128 and values of up to 256
+    characters AWS allows, no aws: prefix, no key the program sets itself. Tag keys that differ only in case
+    collide in several AWS APIs (e.g. Auto Scaling tags)."""
+    if len(spec.tags) > L.USER_TAGS_MAX:
+        yield Problem(
+            ("tags",),
+            f"{len(spec.tags)} tags, over {L.USER_TAGS_MAX}: AWS allows {L.TAGS_PER_RESOURCE_MAX} per resource and the "
+            f"program keeps {L.PROGRAM_TAGS_RESERVED} for its own (an Auto Scaling group's Name, autoscaler and "
+            "node-template tags)",
+        )
     counts = Counter(key.lower() for key in spec.tags)
-    for key in spec.tags:
-        if counts[key.lower()] > 1:
-            yield Problem(("tags", key), "tag keys must differ by more than letter case")
-        if key.lower().startswith("aws:"):
-            yield Problem(("tags", key), "the aws: prefix is reserved for AWS")
+    for key, value in spec.tags.items():
+        # A key too long to be one is reported at `tags`, so a huge key is not echoed back in full.
+        path = ("tags", key) if len(key) <= L.TAG_KEY_MAX else ("tags",)
+        problem = L.tag_text_problem(key, "key", L.TAG_KEY_MAX)
+        if problem:
+            yield Problem(path, problem if len(path) == 2 else f"{_shown(key)}: {problem}")
+            continue
+        if L.program_tag_key(key):
+            yield Problem(path, "the program sets this tag itself (Name, inferfleet:*, Kubernetes and autoscaler tags)")
+        elif counts[key.lower()] > 1:
+            yield Problem(path, "tag keys must differ by more than letter case")
+        problem = L.tag_text_problem(value, "value", L.TAG_VALUE_MAX)
+        if problem:
+            yield Problem(path, problem)
+
+
+def nodes_within_cluster_limit(spec: StackSpec) -> Iterator[Problem]:
+    """Every node of every pool joins one cluster: their maxSize together stay within Kubernetes' 5,000 nodes."""
+    total = spec.cluster.system_pool.max_size + sum(pool.max_size for pool in spec.gpu_pools)
+    if total > L.KUBERNETES_MAX_NODES:
+        yield Problem(
+            ("gpuPools",),
+            f"the pools' maxSize add up to {total:,} nodes with the system pool's, over the {L.KUBERNETES_MAX_NODES:,} "
+            "a Kubernetes cluster supports (kubernetes.io, Considerations for large clusters)",
+        )
 
 
 SPEC_FIELDS_NOT_ENGINE_ARGS = {
@@ -181,6 +264,88 @@ PLANNED_ENGINE_ARGS = {
 """Engine flags the planner reads; the rest are checked against vLLM's own parser by the serving manifests."""
 
 
+_SIXTEEN_BIT = frozenset({"bfloat16", "float16"})
+QUANTIZATION_WEIGHTS: dict[str, frozenset[str]] = {
+    # Read a checkpoint quantized by that method (vLLM's get_quant_config reads its quantization config and
+    # fails on a 16-bit checkpoint without one): 4-bit AWQ, 4- or 8-bit GPTQ, FP8.
+    **dict.fromkeys(("awq", "auto_awq", "awq_marlin"), frozenset({"int4"})),
+    **dict.fromkeys(("gptq", "auto_gptq", "gptq_marlin", "moe_wna16"), frozenset({"int4", "int8"})),
+    **dict.fromkeys(("fbgemm_fp8", "modelopt_mxfp8", "deepseek_v4_fp8"), frozenset({"fp8"})),
+    # Quantized checkpoints of a precision the method's config decides: any but 16-bit.
+    **dict.fromkeys(
+        ("compressed-tensors", "modelopt", "modelopt_fp4", "modelopt_mixed", "quark", "inc", "fp_quant"),
+        frozenset({"fp8", "int8", "int4"}),
+    ),
+    # Quantize 16-bit weights as they load (fp8 also reads an FP8 checkpoint); model.dtype may give the
+    # 16-bit checkpoint or the precision it becomes, not another quantized format.
+    **dict.fromkeys(
+        ("fp8", "fp8_per_tensor", "fp8_per_block", "fp8_per_channel", "mxfp8"), _SIXTEEN_BIT | {"fp8"}
+    ),
+    **dict.fromkeys(("int8_per_channel_weight_only", "experts_int8"), _SIXTEEN_BIT | {"int8"}),
+}
+"""The model.dtype values each vLLM --quantization method can serve (vLLM 0.32.0's QuantizationMethods in
+vllm/model_executor/layers/quantization/__init__.py and get_quant_config in model_loader/weight_utils.py).
+The spec's model.dtype is the only statement of a checkpoint's precision (the catalog holds architectures,
+not checkpoints), so it is what a method is checked against; methods not listed (torchao, humming, mxfp4,
+nvfp4_per_token, online, ...) are left to vLLM."""
+
+
+def _normalized_flags(engine_args: dict[str, object]) -> dict[str, str]:
+    """Dashed flag -> the key it is written as (the first spelling)."""
+    flags: dict[str, str] = {}
+    for key in engine_args:
+        flags.setdefault(key.replace("_", "-"), key)
+    return flags
+
+
+def _negation(flag: str) -> str:
+    return flag.removeprefix("no-") if flag.startswith("no-") else f"no-{flag}"
+
+
+def _kv_family(value: object) -> str:
+    return "fp8" if str(value).startswith("fp8") else str(value)
+
+
+def _engine_arg_contradictions(
+    service: ServiceSpec, revision: str | None, engine_args: dict[str, object]
+) -> Iterator[tuple[str, str]]:
+    """(key, message) for flags written twice, a flag next to its --no- form, and flags against the model spec."""
+    flags = _normalized_flags(engine_args)
+    for key in engine_args:
+        flag = key.replace("_", "-")
+        if flags[flag] != key:
+            yield key, f"the same flag as {flags[flag]}: write it once"
+        elif flag.startswith("no-") and flag[3:] in flags:
+            yield key, f"contradicts {flags[flag[3:]]}: give {flag[3:]}: true or false, not both"
+    if revision is not None:
+        inherited = _normalized_flags(service.engine_args)
+        for flag, key in flags.items():
+            other = _negation(flag)
+            if other in inherited and other not in flags and flag not in inherited:
+                positive = flag.removeprefix("no-")
+                yield key, (
+                    f"contradicts the service's engineArgs {inherited[other]}, which the {revision} inherits: "
+                    f"--{flag} and --{other} would both be passed; give {positive}: true or false here instead"
+                )
+    model = service.model
+    for key, value in engine_args.items():
+        flag = key.replace("_", "-")
+        if flag == "quantization" and isinstance(value, str) and value in QUANTIZATION_WEIGHTS:
+            allowed = QUANTIZATION_WEIGHTS[value]
+            if model.dtype not in allowed:
+                yield key, (
+                    f"quantization {value} serves {' or '.join(sorted(allowed))} weights, but model.dtype says the "
+                    f"checkpoint is {model.dtype}: vLLM cannot load it so, and the plan sizes memory by model.dtype; "
+                    "set model.dtype to the checkpoint's precision or drop quantization"
+                )
+        elif flag == "kv-cache-dtype" and "kv_cache_dtype" in model.model_fields_set:
+            if PLANNED_ENGINE_ARGS[flag][0](value) and _kv_family(value) != _kv_family(model.kv_cache_dtype):
+                yield key, (
+                    f"{value} contradicts model.kvCacheDtype {model.kv_cache_dtype}: set the KV cache dtype in "
+                    "one place (model.kvCacheDtype, which the plan reads)"
+                )
+
+
 def engine_args_consistent(spec: StackSpec) -> Iterator[Problem]:
     for i, service in enumerate(spec.services):
         for revision, engine_args in service.engine_args_by_revision():
@@ -194,6 +359,47 @@ def engine_args_consistent(spec: StackSpec) -> Iterator[Problem]:
                     yield Problem(path, f"set {where}.{owner} instead: the spec owns it")
                 elif flag in PLANNED_ENGINE_ARGS and not PLANNED_ENGINE_ARGS[flag][0](value):
                     yield Problem(path, f"should be {PLANNED_ENGINE_ARGS[flag][1]} (got {value!r})")
+            for key, message in _engine_arg_contradictions(service, revision, engine_args):
+                yield Problem((*prefix, key), message)
+
+
+def architecture_problems(arch: ModelArchitecture) -> Iterator[tuple[str, str]]:
+    """(key, message) for an architecture whose numbers contradict each other, as no published config.json does;
+    the planner's memory and step-time arithmetic divides by these differences (a mixture of 1 expert routing 1
+    expert divided by zero). The catalog's own architectures are held to the same (tests/catalog)."""
+    moe = arch.experts > 0
+    if moe != (arch.active_experts > 0):
+        yield "activeExperts", "experts and activeExperts are both 0 (a dense model) or both positive (MoE)"
+    elif moe and arch.active_experts >= arch.experts:
+        yield "activeExperts", (
+            f"{arch.active_experts} routed of {arch.experts} experts: a token routes to fewer experts than there are"
+        )
+    if arch.active_parameters is not None and arch.active_parameters > arch.parameters:
+        yield "activeParameters", (
+            f"{arch.active_parameters:,} active of {arch.parameters:,} parameters: more than the model has"
+        )
+    elif 0 < arch.active_experts < arch.experts and (
+        arch.parameters_per_token * arch.experts < arch.active_experts * arch.parameters
+    ):
+        yield "activeParameters", (
+            "fewer than the routed experts' share of the parameters (activeParameters x experts < activeExperts x "
+            "parameters): the shared weights would be negative"
+        )
+    if arch.kv_heads > arch.attention_heads or arch.attention_heads % arch.kv_heads:
+        yield "kvHeads", (
+            f"{arch.kv_heads} KV heads must divide the {arch.attention_heads} attention heads (grouped-query attention)"
+        )
+    if arch.head_dim is None and arch.hidden_size % arch.attention_heads:
+        yield "headDim", (
+            f"hiddenSize {arch.hidden_size} is not a multiple of {arch.attention_heads} attention heads: give headDim"
+        )
+
+
+def inline_architectures_consistent(spec: StackSpec) -> Iterator[Problem]:
+    for i, service in enumerate(spec.services):
+        if isinstance(service.model.architecture, ModelArchitecture):
+            for key, message in architecture_problems(service.model.architecture):
+                yield Problem(("services", i, "model", "architecture", key), message)
 
 
 ENGINE_SECTIONS = {"pipeline": "ray-serve", "triton": "triton"}
@@ -243,15 +449,19 @@ SPEC_RULES: tuple[Rule, ...] = (
     unique_names,
     pools_exist,
     min_not_above_max,
+    nodes_within_cluster_limit,
     warm_pools_on_single_type_on_demand,
     warm_pools_need_al2023,
     vpc_cidr_fits_subnets,
     zones_in_region,
+    s3_uris_valid,
+    inline_architectures_consistent,
     public_access_cidrs_valid,
     workload_fits_max_model_len,
     availability_needs_replicas,
     tag_keys_valid,
     engine_args_consistent,
+    no_secrets_in_spec,
     engine_sections_match,
     revisions_differ,
     tracing_endpoint_needs_tracing,

@@ -41,7 +41,7 @@ AVAILABILITY_SLO_ANNOTATION = "inferfleet.io/availability-slo"
 """components/manifests/serving.py writes it on every serving workload of a service with an availability SLO."""
 FALLBACK_OF_ANNOTATION = "inferfleet.io/fallback-of"
 """components/manifests/serving.py writes it on a fallback replica set's workload: the replica set it falls
-back from (it scales only while that one has replicas it cannot place)."""
+back from (it runs one replica per replica of that one left unplaced)."""
 REPLICA_SET_LABEL = "inferfleet.io/replica-set"
 ZONE_KEY = "topology.kubernetes.io/zone"
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -117,8 +117,8 @@ def autoscaler_bounds(resources: list[Resource], config: Mapping[str, Any]) -> I
     a Deployment-served service's fixed plus autoscaled replicas span exactly the spec's
     replicas.min..max (config `services`): bounds that drift from the spec break the capacity plan.
 
-    A chain of fallback sets counts as one budget: a fallback (FALLBACK_OF_ANNOTATION) scales only while
-    the set before it has replicas it cannot place, so the chain's first set's bounds are the chain's, and
+    A chain of fallback sets counts as one budget: a fallback (FALLBACK_OF_ANNOTATION) runs one replica
+    per replica of the set before it left unplaced, so the chain's first set's bounds are the chain's, and
     a fallback may reach no further (minReplicaCount 0, maxReplicaCount at most the first set's)."""
     objects = all_objects(resources)
     scaled = _scaled_objects(objects)

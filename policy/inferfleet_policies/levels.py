@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .common import ENVIRONMENT_KEY, ENVIRONMENTS
+from .common import DEFAULT_ENVIRONMENT, ENVIRONMENT_KEY, ENVIRONMENTS
 
 MANDATORY = "mandatory"
 ADVISORY = "advisory"
@@ -36,6 +36,7 @@ LEVELS: dict[str, Mapping[str, str]] = {
     "images-pinned-by-digest": PROD_ONLY,
     "container-security-context": PROD_ONLY,
     "tokens-from-secrets": STRICT,
+    "trust-remote-code-reviewed": PROD_ONLY,
     # reliability (the checks themselves apply to prod only)
     "min-replicas": PROD_ONLY,
     "pdb-present": PROD_ONLY,
@@ -55,9 +56,20 @@ LEVELS: dict[str, Mapping[str, str]] = {
 }
 
 
+def levels_environment(environment: str) -> str:
+    """The table column an environment's levels come from: its own (dev, staging, prod), else prod's.
+
+    Any other environment (qa, perf, eu-prod) gets the strictest levels, as the pack itself does without
+    config (DEFAULT_ENVIRONMENT): a name never relaxes a check, an `eu-prod` keeps prod's gates, and the checks,
+    which read an unknown environment as prod too (common.environment_of), run at the levels that go with them.
+    A pre-production environment opts into another column explicitly: `inferfleet render --policy-config
+    policy/config/staging.json` (levels and the environment the checks use), or a file of its own."""
+    return environment if environment in ENVIRONMENTS else DEFAULT_ENVIRONMENT
+
+
 def level_of(policy: str, environment: str, overrides: Mapping[str, Any] | None = None) -> str:
     """The level a policy runs at: an override (a level, or {enforcementLevel: ...}, for the policy
-    or for `all`), else the table's level for the environment."""
+    or for `all`), else the table's level for the environment (`levels_environment`)."""
     overrides = overrides or {}
     for key in (policy, ALL):
         value = overrides.get(key)
@@ -67,13 +79,23 @@ def level_of(policy: str, environment: str, overrides: Mapping[str, Any] | None 
             if value not in LEVELS_ALLOWED:
                 raise ValueError(f"{key}: enforcement level {value!r} is not one of {', '.join(LEVELS_ALLOWED)}")
             return str(value)
-    return LEVELS[policy][environment]
+    return LEVELS[policy][levels_environment(environment)]
 
 
 def policy_settings(policy: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """A policy's config values from an override file, without its enforcement level."""
     value = (overrides or {}).get(policy)
     return {k: v for k, v in value.items() if k != ENFORCEMENT_KEY} if isinstance(value, Mapping) else {}
+
+
+CONFIG_DIR = "policy/config"
+"""Where the checked-in pack configs live, relative to the repository root: one `<env>.json` per column."""
+
+
+def pack_config_path(environment: str) -> str | None:
+    """The `--policy-pack-config` a preview or update of an environment's stacks passes: its column's file, or
+    None for an environment without one, which the pack then runs at prod's levels (DEFAULT_ENVIRONMENT)."""
+    return f"{CONFIG_DIR}/{environment}.json" if environment in ENVIRONMENTS else None
 
 
 def pack_config(environment: str) -> dict[str, dict[str, str]]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+import yaml
 
 from .common import (
     CONFIG_GROUP,
@@ -25,6 +28,7 @@ from .common import (
     as_list,
     containers_of,
     is_prod,
+    object_id,
     objects_of,
     pod_templates,
     policy_statements,
@@ -234,6 +238,61 @@ def tokens_from_secrets(_type: str, props: Mapping[str, Any], _config: Any, _arg
                 yield f"{where}: env {env.get('name')} is a plain value; use valueFrom.secretKeyRef"
 
 
+TRUSTED_MODELS_KEY = "trustedRemoteCodeModels"
+TRITON_VLLM_ENGINE_FILE = "model.json"
+REMOTE_CODE_FLAG = "--trust-remote-code"
+
+
+def _flag_value(args: list[Any], flag: str) -> str | None:
+    return str(args[args.index(flag) + 1]) if flag in args and args.index(flag) + 1 < len(args) else None
+
+
+def _json_or_empty(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _is_trusted(model: str, trusted: set[str]) -> bool:
+    """A model is listed by its Hugging Face id; a node-cache path (`<cache>/<id>/<revision>`) is the id it holds."""
+    return model in trusted or any(f"/{name}/" in model for name in trusted)
+
+
+def remote_code_models(obj: Mapping[str, Any]) -> Iterator[str]:
+    """Models an object serves with trust-remote-code: a vLLM server's `--trust-remote-code` (its model is the
+    `--served-model-name`), Triton's vLLM backend `model.json`, and a Ray Serve LLM config's
+    `engine_kwargs.trust_remote_code`."""
+    for template in pod_templates(obj):
+        for container in containers_of(template.spec):
+            args = [*as_list(container.get("command")), *as_list(container.get("args"))]
+            if REMOTE_CODE_FLAG in args:
+                yield _flag_value(args, "--served-model-name") or _flag_value(args, "--model") or "(unnamed model)"
+    if obj.get("kind") == "ConfigMap":
+        engine = _json_or_empty((obj.get("data") or {}).get(TRITON_VLLM_ENGINE_FILE))
+        if truthy(engine.get("trust_remote_code")):
+            yield str(engine.get("model") or "(unnamed model)")
+    config = (obj.get("spec") or {}).get("serveConfigV2") if obj.get("kind") == "RayService" else None
+    if isinstance(config, str):
+        for application in (yaml.safe_load(config) or {}).get("applications") or []:
+            for llm in ((application.get("args") or {}).get("llm_configs") or []):
+                if truthy((llm.get("engine_kwargs") or {}).get("trust_remote_code")):
+                    yield str((llm.get("model_loading_config") or {}).get("model_id") or "(unnamed model)")
+
+
+def trust_remote_code(_type: str, props: Mapping[str, Any], config: Mapping[str, Any], _args: Any) -> Iterator[str]:
+    """A model served with trust-remote-code runs Python from its repository inside the engine, with the pod's
+    access to the node's GPUs and the model's credentials: only for models the config lists as reviewed
+    (`trustedRemoteCodeModels`). Advisory in dev, mandatory in prod."""
+    trusted = set(as_list(config.get(TRUSTED_MODELS_KEY)))
+    for obj in objects_of(props):
+        for model in dict.fromkeys(remote_code_models(obj)):
+            if not _is_trusted(model, trusted):
+                yield (f"{object_id(obj)} serves {model} with trust-remote-code, which runs the model repository's "
+                       f"code; review it and list the model in {TRUSTED_MODELS_KEY}, or drop the flag")
+
+
 POLICIES = [
     resource_policy("eks-endpoint-private", (EKS_CLUSTER,), eks_endpoint_private),
     resource_policy("eks-secrets-encrypted", (EKS_CLUSTER,), eks_secrets_encrypted),
@@ -247,4 +306,6 @@ POLICIES = [
     resource_policy("images-pinned-by-digest", (CONFIG_GROUP,), images_pinned_by_digest),
     resource_policy("container-security-context", (CONFIG_GROUP,), container_security_context),
     resource_policy("tokens-from-secrets", (CONFIG_GROUP,), tokens_from_secrets),
+    resource_policy("trust-remote-code-reviewed", (CONFIG_GROUP,), trust_remote_code,
+                    {TRUSTED_MODELS_KEY: {"type": "array", "items": {"type": "string"}}}),
 ]

@@ -11,17 +11,14 @@ import pytest
 from components.catalog import load_catalog
 from components.checks import Problem
 from components.checks.aws_limits import (
-    AUTONAME_SUFFIX,
     CHECK,
     LAUNCH_TEMPLATE,
-    NAME_LIMITS,
-    NAME_LIMITS_BY_TYPE,
-    PREFIX_SUFFIX,
     USER_DATA_DEPLOY_MARGIN_BYTES,
     USER_DATA_LIMIT_BYTES,
     check,
     user_data_bytes,
 )
+from components.spec.naming import AUTONAME_SUFFIX, NAME_LIMITS, NAME_LIMITS_BY_TYPE, PREFIX_SUFFIX
 
 STACKS = ["dev", "staging", "prod"]
 

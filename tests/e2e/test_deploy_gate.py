@@ -1,13 +1,11 @@
 """The deploy gate's own commands against the real vLLM (conftest.py's session server): the Job's
-arguments as components/manifests/gate.py writes them, with only the in-cluster address and the mount
-path replaced by the local ones. A service within its SLO passes; one outside it fails the gate."""
+arguments as components/manifests/gate.py writes them, with only the in-cluster address and the model name
+replaced by the local ones. A service within its SLO passes; one outside it fails the gate."""
 
 from __future__ import annotations
 
-import copy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +13,7 @@ from components.catalog import load_catalog
 from components.manifests import gate
 from components.manifests.stack import service_objects
 from components.planner import plan_stack
+from components.spec.models import SloSpec
 from components.stack import load_stack
 from e2e.local_servers import Server
 from e2e.vllm_cpu import REPO_ROOT
@@ -22,22 +21,21 @@ from e2e.vllm_cpu import REPO_ROOT
 IMAGE = "gate@sha256:" + "0" * 64
 
 
-def _gate_commands(server: Server, tmp_path: Path, slo: dict) -> list[list[str]]:
+def _gate_commands(server: Server, slo: dict) -> list[list[str]]:
     """The chat service's gate Job, on a copy of prod whose chat workload fits the tiny model, with `slo`."""
-    source = load_stack(REPO_ROOT / "stacks" / "prod.yaml")
-    document = copy.deepcopy(source.document.data)
-    document["deployGate"].update(numPrompts=8, concurrency=2)
-    chat_doc = next(s for s in document["services"] if s["name"] == "chat")
-    chat_doc["workload"].update(inputTokens=64, outputTokens=16)
-    chat_doc["slo"] = slo
-    ((file_name, text),) = gate.stack_config_map(source.spec, document)["data"].items()
-    stack = tmp_path / file_name
-    stack.write_text(text)
-    spec = load_stack(stack).spec
+    spec = load_stack(REPO_ROOT / "stacks" / "prod.yaml").spec
     chat = next(s for s in spec.services if s.name == "chat")
+    chat = chat.model_copy(update={
+        "workload": chat.workload.model_copy(update={"input_tokens": 64, "output_tokens": 16}),
+        "slo": SloSpec.model_validate(slo),
+    })
+    spec = spec.model_copy(update={
+        "deploy_gate": spec.deploy_gate.model_copy(update={"num_prompts": 8, "concurrency": 2}),
+        "services": [chat if s.name == "chat" else s for s in spec.services],
+    })
     objects = service_objects(chat, spec, plan_stack(spec, load_catalog()), load_catalog()).all()
     pod = gate.gate_job(chat, spec, IMAGE, objects)["spec"]["template"]["spec"]
-    local = {gate.target(chat): server.url, gate.stack_file(spec): str(stack), chat.model.name: server.served_name}
+    local = {gate.target(chat): server.url, chat.model.name: server.served_name}
     return [[local.get(arg, arg) for arg in c["args"]] for c in [*pod.get("initContainers", []), *pod["containers"]]]
 
 
@@ -47,8 +45,8 @@ def _run(arguments: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.e2e
-def test_the_gate_passes_a_service_within_its_slo(server: Server, tmp_path: Path) -> None:
-    commands = _gate_commands(server, tmp_path, {"ttftP99Ms": 120000, "itlP99Ms": 60000, "availability": 0.9})
+def test_the_gate_passes_a_service_within_its_slo(server: Server) -> None:
+    commands = _gate_commands(server, {"ttftP99Ms": 120000, "itlP99Ms": 60000, "availability": 0.9})
     assert [c[0] for c in commands] == ["smoke", "bench"]
     for command in commands:
         done = _run(command)
@@ -56,8 +54,8 @@ def test_the_gate_passes_a_service_within_its_slo(server: Server, tmp_path: Path
 
 
 @pytest.mark.e2e
-def test_the_gate_fails_a_service_outside_its_slo(server: Server, tmp_path: Path) -> None:
-    smoke, bench = _gate_commands(server, tmp_path, {"ttftP99Ms": 1, "availability": 0.9})
+def test_the_gate_fails_a_service_outside_its_slo(server: Server) -> None:
+    smoke, bench = _gate_commands(server, {"ttftP99Ms": 1, "availability": 0.9})
     assert _run(smoke).returncode == 0
     done = _run(bench)
     assert done.returncode == 1, done.stdout + done.stderr

@@ -25,7 +25,7 @@ def _groups(resources):
     return {r.name: r for r in resources if r.type == CG}
 
 
-def test_each_gate_waits_for_its_services_rollout_and_the_stack(resources):
+def test_each_gate_waits_for_its_services_rollout(resources):
     groups = _groups(resources)
     for service in ("chat", "rag", "rerank"):
         gate = groups[f"prod-serving-{service}-gate"]
@@ -34,7 +34,7 @@ def test_each_gate_waits_for_its_services_rollout_and_the_stack(resources):
                                                            and name not in (f"prod-serving-{service}-gate",
                                                                             f"prod-serving-{service}-identity"))}
         assert rollout and rollout <= set(gate.options["dependsOn"]), service
-        assert groups["prod-serving-gate-stack"].urn in gate.options["dependsOn"]
+        assert "prod-serving-gate-stack" not in groups
         (job,) = gate.inputs["objs"]
         assert job["kind"] == "Job"
         image = job["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -56,13 +56,14 @@ def test_without_the_gate_no_job_and_no_gate_image(tmp_path):
     assert not [name for name in _groups(resources) if name.endswith("-gate") or name.endswith("-gate-stack")]
 
 
-def test_the_gate_image_and_stack_are_required_exactly_with_the_gate():
+def test_the_gate_image_is_required_exactly_with_the_gate():
     source = load_stack("stacks/prod.yaml")
     spec, catalog = source.spec, load_catalog()
     common = dict(spec=spec, plan=plan_stack(spec, catalog), catalog=catalog, model_reader_role_arns={},
                   operators={})
     with pytest.raises(ValueError, match="ServingWorkloadsArgs.gate_image"):
         ServingWorkloadsArgs(**common)
+    ServingWorkloadsArgs(**common, gate_image="gate@sha256:" + "0" * 64)
+    without = spec.model_copy(update={"deploy_gate": spec.deploy_gate.model_copy(update={"enabled": False})})
     with pytest.raises(ValueError, match="ServingWorkloadsArgs.gate_image"):
-        ServingWorkloadsArgs(**common, gate_image="gate@sha256:" + "0" * 64)
-    ServingWorkloadsArgs(**common, gate_image="gate@sha256:" + "0" * 64, stack_document=source.document.data)
+        ServingWorkloadsArgs(**{**common, "spec": without}, gate_image="gate@sha256:" + "0" * 64)

@@ -106,8 +106,9 @@ def test_the_buildspec_previews_or_updates_the_workloads_stack_with_the_policy_p
     assert spec["phases"]["install"]["runtime-versions"] == {"python": "3.11"}
     assert 'pulumi login "$PULUMI_BACKEND_URL"' in commands and "make venv" in commands
     (run,) = [c for c in commands if c.startswith("case")]
-    assert 'pulumi preview --stack "prod-workloads" --policy-pack policy' in run
-    assert 'pulumi up --stack "prod-workloads" --policy-pack policy' in run
+    levels = "--policy-pack policy --policy-pack-config policy/config/prod.json"
+    assert f'pulumi preview --stack "prod-workloads" {levels}' in run
+    assert f'pulumi up --stack "prod-workloads" {levels}' in run
     assert any('--version "$PULUMI_VERSION"' in c for c in spec["phases"]["install"]["commands"])
 
 
@@ -119,3 +120,8 @@ def test_the_source_bucket_is_private_encrypted_versioned_and_short_lived(resour
                                                "restrictPublicBuckets"))
     (lifecycle,) = of_type(resources, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
     assert lifecycle.inputs["rules"][0]["expiration"] == {"days": 7}
+
+
+def test_an_environment_without_a_pack_config_runs_the_pack_at_its_default_levels() -> None:
+    run = yaml.safe_load(buildspec("eu-prod"))["phases"]["build"]["commands"][-1]
+    assert "--policy-pack policy --non-interactive" in run and "--policy-pack-config" not in run

@@ -102,9 +102,14 @@ def test_children_are_parented_to_the_component(resources):
     assert all(r.name.startswith("prod-interruption-") for r in children)
 
 
-def test_cluster_name_too_long_for_rule_names_refused():
-    with pytest.raises(ValueError, match=r"SpotInterruptionQueueArgs\.cluster_name"):
-        SpotInterruptionQueueArgs("prod", "c" * 50, GROUPS, TAGS)
+def test_a_long_cluster_name_gets_rule_and_queue_names_that_fit_and_stay_distinct():
+    from components.aws.interruption import queue_name, rule_name
+    from components.spec.naming import EVENT_RULE_NAME_MAX
+
+    cluster = "c" * 100
+    rules = {rule_name(cluster, key) for key in ("spot", "rebalance", "state-change", "scheduled-change")}
+    assert len(rules) == 4 and all(len(name) <= EVENT_RULE_NAME_MAX for name in rules)
+    assert len(queue_name(cluster)) <= 80 and queue_name(cluster) != queue_name(cluster + "d")
 
 
 def test_no_groups_refused():

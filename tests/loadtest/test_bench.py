@@ -295,3 +295,26 @@ def test_a_level_whose_client_stalled_is_named_in_the_report() -> None:
     assert warnings == ["concurrency 4: the client's event loop ran up to 212 ms late (a busy machine): arrivals keep "
                         "the kernel's stamps, but requests due meanwhile left late"]
     assert [level["client_stall_ms"] for level in render_json(run)["levels"]] == [212.0, 3.0]
+
+
+def test_an_slo_given_as_flags_is_judged_like_the_stacks(peer: OpenAIPeer, capsys: pytest.CaptureFixture[str]) -> None:
+    """What the deploy gate passes: the service's SLO as flags, no stack file."""
+    code, report = bench_json(capsys, peer.url, "--num-prompts", "4", "--input-tokens", "8", "--output-tokens", "3",
+                              "--slo-ttft-p99-ms", "60000", "--slo-itl-p99-ms", "60000", "--slo-availability", "0.99")
+    assert code == 0
+    assert [check["name"] for check in report["levels"][0]["slo"]] == ["TTFT p99", "ITL p99", "error ratio"]
+    code, out, _ = bench(capsys, peer.url, "--num-prompts", "2", "--input-tokens", "8", "--output-tokens", "3",
+                         "--slo-ttft-p99-ms", "0.001")
+    assert code == 1 and "BREACH: TTFT p99" in out
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--slo-itl-p99-ms", "50"], "--slo-ttft-p99-ms is required with the other --slo-* flags"),
+    (["--slo-ttft-p99-ms", "500", "--slo-availability", "2"], "--slo availability:"),
+    (["--slo-ttft-p99-ms", "500", "--stack", "stacks/dev.yaml", "--service", "chat"], "not both"),
+])
+def test_slo_flags_are_checked_before_any_request(peer: OpenAIPeer, capsys: pytest.CaptureFixture[str],
+                                                  flags: list[str], message: str) -> None:
+    code, _, err = bench(capsys, peer.url, "--input-tokens", "8", *flags)
+    assert code == 2 and message in err
+    assert peer.bodies == []

@@ -3,10 +3,8 @@ what it checks changes, and a stack ConfigMap the gate's loader reads back as th
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-import yaml
 
 from components.cli import build_parser
 from components.manifests import gate
@@ -61,8 +59,14 @@ def test_openai_engines_smoke_then_bench_against_their_slo_triton_smokes(prod, c
     assert [c["args"][0] for c in chat["initContainers"]] == ["smoke"]
     (bench,) = chat["containers"]
     assert bench["args"][:2] == ["bench", "http://chat.inferfleet-serving.svc:8000"]
-    assert bench["args"][bench["args"].index("--stack") + 1] == "/etc/inferfleet/stack/prod.yaml"
-    assert bench["args"][bench["args"].index("--service") + 1] == "chat"
+    chat_spec = next(s for s in spec.services if s.name == "chat")
+    flag = lambda name: bench["args"][bench["args"].index(name) + 1]  # noqa: E731
+    assert flag("--input-tokens") == str(chat_spec.workload.input_tokens)
+    assert flag("--output-tokens") == str(chat_spec.workload.output_tokens)
+    assert float(flag("--slo-ttft-p99-ms")) == chat_spec.slo.ttft_p99_ms
+    assert float(flag("--slo-itl-p99-ms")) == chat_spec.slo.itl_p99_ms
+    assert float(flag("--slo-availability")) == chat_spec.slo.availability
+    assert "--stack" not in bench["args"], "no copy of the stack goes into the cluster"
     rerank = by_name["rerank"]
     assert "initContainers" not in rerank
     assert rerank["containers"][0]["args"] == ["smoke", "rerank.inferfleet-serving.svc:8001", "--engine", "triton"]
@@ -88,13 +92,11 @@ def test_pulumi_waits_past_the_jobs_deadline_and_replaces_a_failed_gate(prod, ca
     assert annotations["pulumi.com/replaceUnready"] == "true"
 
 
-def test_the_stack_config_map_loads_back_as_the_same_spec(prod_source, tmp_path):
-    spec = prod_source.spec
-    config_map = gate.stack_config_map(spec, prod_source.document.data)
-    validate_object(config_map, KUBERNETES_VERSION)
-    ((file_name, text),) = config_map["data"].items()
-    path = tmp_path / file_name
-    path.write_text(text)
-    assert load_stack(path).spec == spec
-    assert Path(gate.stack_file(spec)).name == file_name
-    assert yaml.safe_load(text)["environment"] == "prod"
+def test_the_gate_carries_nothing_of_the_stack_but_its_own_arguments(prod, catalog):
+    """The gate once mounted the whole stack document (tags, every service's engine arguments...) from a
+    ConfigMap: the Job now needs no volume and the cluster holds no copy of the stack."""
+    spec, plan = prod
+    for service in spec.services:
+        pod = _job(service, spec, plan, catalog)["spec"]["template"]["spec"]
+        assert "volumes" not in pod
+        assert all("volumeMounts" not in c for c in [*pod.get("initContainers", []), *pod["containers"]])

@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 
-import pytest
-
 from components.manifests import image_builds as ib
 from components.manifests import versions as v
 

@@ -106,23 +106,44 @@ def test_head_fits_the_system_nodes_and_no_gpu_node(stack, catalog):
             assert not admits(pod, pool_labels(pool)), pool.name
 
 
+def test_the_spot_and_on_demand_burst_sets_of_a_node_type_share_one_worker_group(prod, catalog):
+    """Ray's autoscaler picks among groups by fit (ties by name), not by placement's chain: one group on
+    l40s-spot then l40s-ondemand leaves the order to Cluster Autoscaler's priority expander, spot first."""
+    spec, plan = prod
+    (service,) = [s for s in spec.services if s.name == "rag"]
+    assert [r.name for r in replica_sets(service, spec, plan) if r.role == "burst"] == [
+        "rag-burst", "rag-burst-2", "rag-burst-3"]
+    ray_service = ray_service_of(rs.ray_serve_objects(service, spec, plan, catalog))
+    groups = {g["groupName"]: g for g in ray_service["spec"]["rayClusterConfig"]["workerGroupSpecs"]}
+    assert list(groups) == ["rag-floor", "rag-burst", "rag-burst-2"]
+    affinity = groups["rag-burst"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    required = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+    assert required["values"] == ["l40s-spot", "l40s-ondemand"]
+    weights = [term["weight"] for term in affinity["preferredDuringSchedulingIgnoredDuringExecution"]]
+    assert weights[0] > weights[1]
+
+
 def test_worker_groups_are_the_replica_sets(stack, catalog):
     spec, plan = stack
     for service in ray_serve_services(spec):
         ray_service = ray_service_of(rs.ray_serve_objects(service, spec, plan, catalog))
         groups = {g["groupName"]: g for g in ray_service["spec"]["rayClusterConfig"]["workerGroupSpecs"]}
         sets = {r.name: r for r in replica_sets(service, spec, plan)}
-        assert set(groups) == set(sets) >= {f"{service.name}-floor", f"{service.name}-burst"}
+        bursts = [r for r in sets.values() if r.role == "burst"]
+        same_node_type = {r.name: [b for b in bursts if b.plan.instance_type == r.plan.instance_type] for r in bursts}
+        joined = {b.name for r in bursts for b in same_node_type[r.name] if bursts.index(b) > bursts.index(r)}
+        assert set(groups) == set(sets) - joined >= {f"{service.name}-floor", f"{service.name}-burst"}
         floor, burst = groups[f"{service.name}-floor"], groups[f"{service.name}-burst"]
         assert floor["minReplicas"] == floor["maxReplicas"] == floor["replicas"] == service.replicas.min
         assert (burst["minReplicas"], burst["maxReplicas"]) == (0, service.replicas.max - service.replicas.min)
         for name, group in groups.items():
             replica_set = sets[name]
+            group_pools = tuple(pool for b in same_node_type.get(name, [replica_set]) for pool in b.pools)
             pod = group["template"]["spec"]
             required = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
             pools = required["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
-            assert pools == [pool.name for pool in replica_set.pools]
-            assert pod["tolerations"] == tolerations(replica_set.pools)
+            assert pools == [pool.name for pool in group_pools]
+            assert pod["tolerations"] == tolerations(group_pools)
             (container,) = pod["containers"]
             gpus = replica_set.plan.gpus_per_replica
             assert container["resources"]["requests"][s.GPU_RESOURCE] == gpus

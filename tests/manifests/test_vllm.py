@@ -72,6 +72,18 @@ def test_false_engine_arg_becomes_a_no_flag(prod, catalog):
     assert "--no-enable-prefix-caching" in args and "--enable-prefix-caching" not in args
 
 
+@pytest.mark.parametrize(("written", "value", "expected"), [("no-enable-prefix-caching", True, "--no-enable-prefix-caching"),
+                                                            ("no_enable_prefix_caching", False, "--enable-prefix-caching")])
+def test_a_negated_engine_arg_replaces_the_planned_flag(prod, catalog, written, value, expected):
+    spec, plan = prod
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    data["services"][0]["engineArgs"] = {written: value}
+    del data["services"][0]["canary"]
+    changed = StackSpec.model_validate(data)
+    args = vllm_args(replica_sets(changed.services[0], changed, plan)[0], catalog)
+    assert [a for a in args if a.endswith("enable-prefix-caching")] == [expected]
+
+
 def test_weights_come_from_the_node_cache_filled_once_per_node(prod, catalog):
     spec, plan = prod
     (service,) = vllm_services(spec)

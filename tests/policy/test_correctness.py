@@ -73,11 +73,14 @@ def autoscaler_bound_messages(prod, *sets: tuple[str, str | None]) -> list[str]:
 
 
 def test_a_chain_of_fallback_sets_counts_as_one_budget(prod):
-    """chat's burst budget is 0..14; two fallback sets of other shapes, each scaling 0..14 only while the
-    set before it cannot place its replicas, add no capacity to the service."""
+    """chat's burst budget is 0..14; fallback sets (other shapes, then the on-demand pools), each scaling
+    0..14 to run what the set before it cannot place, add no capacity to the service."""
     assert autoscaler_bound_messages(prod, ("chat-burst", None)) == []
     assert autoscaler_bound_messages(
         prod, ("chat-burst", None), ("chat-burst-2", "chat-burst"), ("chat-burst-3", "chat-burst-2")) == []
+    assert autoscaler_bound_messages(
+        prod, ("chat-burst", None), ("chat-burst-2", "chat-burst"), ("chat-burst-3", "chat-burst-2"),
+        ("chat-burst-4", "chat-burst-3")) == []
 
 
 def test_a_second_burst_set_that_falls_back_from_nothing_counts_on_its_own(prod):

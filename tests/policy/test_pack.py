@@ -48,3 +48,12 @@ def test_main_only_builds_the_pack():
     source = Path("policy/__main__.py").read_text()
     assert "PolicyPack(\"inferfleet\", policies=list(ALL_POLICIES)" in source
     assert "runtime:\n  name: python" in Path("policy/PulumiPolicy.yaml").read_text()
+
+
+@pytest.mark.parametrize("environment", ["qa", "perf", "eu-prod", "staging2"])
+def test_other_environments_get_prods_levels(environment):
+    """No column of its own: the strictest, as the pack run without config; overrides still apply."""
+    for name, levels in LEVELS.items():
+        assert level_of(name, environment) == levels["prod"], name
+    assert level_of("min-replicas", environment, {"min-replicas": "advisory"}) == "advisory"
+    assert level_of("min-replicas", environment, {"all": {"enforcementLevel": "disabled"}}) == "disabled"

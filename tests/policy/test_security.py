@@ -7,6 +7,7 @@ import json
 import yaml
 
 from components.stack import load_stack
+from components.policy_runner import evaluate
 from components.render import render
 from tests.policy.conftest import objects
 
@@ -160,3 +161,57 @@ def test_plain_token_env_fires(prod):
 
     found = prod.violations("tokens-from-secrets", prod.changed(CG, plain_token, only_first=False))
     assert found and all(v.enforcement == "mandatory" for v in found)
+
+
+def _serve_with_remote_code(resource):
+    for obj in objects(resource):
+        for container in _all_containers(obj):
+            argv = "command" if "--served-model-name" in container.get("command", []) else "args"
+            if "--served-model-name" in container.get(argv, []):
+                container[argv].append("--trust-remote-code")
+        if obj["kind"] == "RayService":
+            config = yaml.safe_load(obj["spec"]["serveConfigV2"])
+            for application in config["applications"]:
+                for llm in application["args"].get("llm_configs", []):
+                    llm.setdefault("engine_kwargs", {})["trust_remote_code"] = True
+            obj["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+
+
+def _remote_code_models(violations):
+    return {v.message.split(" serves ")[1].split(" with ")[0] for v in violations}
+
+
+def test_trust_remote_code_fires_per_unreviewed_model_mandatory_in_prod(prod):
+    assert prod.violations("trust-remote-code-reviewed") == []
+    found = prod.violations("trust-remote-code-reviewed", prod.changed(CG, _serve_with_remote_code, only_first=False))
+    served = {s.model.name for s in prod.spec.services if s.engine != "triton"}  # prod's Triton is ONNX
+    assert found and all(v.enforcement == "mandatory" for v in found)
+    assert _remote_code_models(found) == served
+
+
+def test_trust_remote_code_is_advice_in_dev(dev):
+    found = dev.violations("trust-remote-code-reviewed", dev.changed(CG, _serve_with_remote_code, only_first=False))
+    assert found and all(v.enforcement == "advisory" for v in found)
+
+
+def test_trust_remote_code_is_silent_for_reviewed_models(prod):
+    resources = prod.changed(CG, _serve_with_remote_code, only_first=False)
+    served = sorted({s.model.name for s in prod.spec.services if s.engine != "triton"})
+    reviewed = {"trust-remote-code-reviewed": {"trustedRemoteCodeModels": served[1:]}}
+    found = [v for v in evaluate(resources, prod.spec, reviewed) if v.policy == "trust-remote-code-reviewed"]
+    assert _remote_code_models(found) == {served[0]}
+
+
+def test_trust_remote_code_reads_tritons_vllm_engine_file_by_model_id_or_cache_path():
+    from components.manifests.triton import VLLM_ENGINE_FILE
+    from inferfleet_policies.security import TRITON_VLLM_ENGINE_FILE, trust_remote_code
+
+    def config_map(model: str) -> dict:
+        engine = {"model": model, "trust_remote_code": True}
+        return {"kind": "ConfigMap", "metadata": {"name": "rerank", "namespace": "serving"},
+                "data": {VLLM_ENGINE_FILE: json.dumps(engine)}}
+
+    assert TRITON_VLLM_ENGINE_FILE == VLLM_ENGINE_FILE
+    props = {"objs": [config_map("org/model"), config_map("/models/org/cached/default")]}
+    assert len(list(trust_remote_code(CG, props, {}, None))) == 2
+    assert list(trust_remote_code(CG, props, {"trustedRemoteCodeModels": ["org/model", "org/cached"]}, None)) == []

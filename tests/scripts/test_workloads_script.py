@@ -104,7 +104,8 @@ def test_uncommitted_changes_are_reported(tmp_path: Path) -> None:
 def test_a_public_cluster_runs_the_workloads_stack_here(tmp_path: Path) -> None:
     done, calls = run(tmp_path, "up", "dev", runner=None)
     assert done.returncode == 0, done.stderr
-    assert f"pulumi up --stack dev{WORKLOADS_SUFFIX} --policy-pack policy --non-interactive --yes" in calls
+    assert (f"pulumi up --stack dev{WORKLOADS_SUFFIX} --policy-pack policy --policy-pack-config policy/config/dev.json"
+            " --non-interactive --yes") in calls
     assert not [c for c in calls if c.startswith("aws ")]
 
 

@@ -198,7 +198,7 @@ def test_directory_instead_of_file(tmp_path):
 def test_non_utf8_file(tmp_path):
     path = tmp_path / "dev.yaml"
     path.write_bytes(BASE.encode("utf-8").replace(b"ml-platform", b"ml-\xe9quipe"))
-    assert problem_lines(path) == [f"{path}:1: <root>: not UTF-8 text: invalid continuation byte"]
+    assert problem_lines(path) == [f"{path}:3: <root>: not UTF-8 text: invalid continuation byte"]
 
 
 def test_environment_must_equal_the_file_stem(write_text):
@@ -261,7 +261,8 @@ def test_spec_rule_problems_are_reported_all_at_once_sorted_by_line(write_text):
     text = text.replace("  availabilityZones: [us-east-1a, us-east-1b]\n", "  availabilityZones: [us-east-1a, us-west-2b]\n")
     path = write_text(text)
     assert problem_lines(path) == [
-        f"{path}:6: aws.availabilityZones.1: 'us-west-2b' is not an AZ of region us-east-1 (e.g. us-east-1a)",
+        f"{path}:6: aws.availabilityZones.1: 'us-west-2b' is not an AZ of region us-east-1; its AZs: "
+        "us-east-1a, us-east-1b, us-east-1c, us-east-1d, us-east-1e, us-east-1f",
         f"{path}:16: gpuPools.0.minSize: 5 is above maxSize 3",
         f"{path}:26: services.0.pools.1: no GPU pool named 'gone'; pools: ondemand",
     ]

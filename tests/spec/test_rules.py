@@ -18,15 +18,19 @@ def test_every_rule_is_registered_and_covered_here():
         "unique_names",
         "pools_exist",
         "min_not_above_max",
+        "nodes_within_cluster_limit",
         "warm_pools_on_single_type_on_demand",
         "warm_pools_need_al2023",
         "vpc_cidr_fits_subnets",
         "zones_in_region",
+        "s3_uris_valid",
+        "inline_architectures_consistent",
         "public_access_cidrs_valid",
         "workload_fits_max_model_len",
         "availability_needs_replicas",
         "tag_keys_valid",
         "engine_args_consistent",
+        "no_secrets_in_spec",
         "engine_sections_match",
         "revisions_differ",
         "tracing_endpoint_needs_tracing",
@@ -220,17 +224,152 @@ def test_default_vpc_cidr_accepted(stack, spec_problems):
 # zones_in_region
 
 
-@pytest.mark.parametrize("zone", ["us-west-2a", "us-east-1", "us-east-1ab", "us-east-11", "eu-west-1a"])
+US_EAST_1_AZS = "us-east-1a, us-east-1b, us-east-1c, us-east-1d, us-east-1e, us-east-1f"
+
+
+@pytest.mark.parametrize(
+    "zone", ["us-west-2a", "us-east-1", "us-east-1ab", "us-east-11", "eu-west-1a", "us-east-1z", "us-east-1g"]
+)
 def test_availability_zone_outside_the_region_rejected(stack, spec_problems, zone):
     stack["aws"]["availabilityZones"][1] = zone
     assert spec_problems(stack) == [
-        ("aws.availabilityZones.1", f"{zone!r} is not an AZ of region us-east-1 (e.g. us-east-1a)")
+        ("aws.availabilityZones.1", f"{zone!r} is not an AZ of region us-east-1; its AZs: {US_EAST_1_AZS}")
     ]
 
 
 def test_availability_zones_of_another_region_accepted_when_region_matches(stack, spec_problems):
     stack["aws"] = {"region": "eu-west-1", "availabilityZones": ["eu-west-1a", "eu-west-1c"]}
     assert spec_problems(stack) == []
+
+
+def test_every_zone_of_us_east_1_accepted(stack, spec_problems):
+    stack["aws"]["availabilityZones"] = [f"us-east-1{letter}" for letter in "abcdef"]
+    assert spec_problems(stack) == []
+
+
+def test_zone_letters_a_region_does_not_have_rejected(stack, spec_problems):
+    """Canada (Central) has AZ IDs cac1-az1, -az2 and -az4: its zones are a, b and d."""
+    stack["aws"] = {"region": "ca-central-1", "availabilityZones": ["ca-central-1a", "ca-central-1c"]}
+    assert spec_problems(stack) == [
+        ("aws.availabilityZones.1", "'ca-central-1c' is not an AZ of region ca-central-1; its AZs: "
+                                    "ca-central-1a, ca-central-1b, ca-central-1d")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("region", "why"),
+    [
+        ("xx-fake-1", "e.g. us-east-1"),
+        ("us-easst-1", "did you mean us-east-1?"),
+        ("us-gov-west-1", "GovCloud and China Regions are other partitions, and the program writes arn:aws: ARNs"),
+        ("cn-north-1", "GovCloud and China Regions are other partitions, and the program writes arn:aws: ARNs"),
+    ],
+)
+def test_unknown_region_rejected_once_not_per_zone(stack, spec_problems, region, why):
+    stack["aws"] = {"region": region, "availabilityZones": [f"{region}a", f"{region}b"]}
+    assert spec_problems(stack) == [
+        ("aws.region", f"{region!r} is not a Region of the commercial AWS partition (catalog aws_regions.yaml, as of "
+                       f"2026-05): {why}")
+    ]
+
+
+def test_a_huge_zone_name_is_not_echoed_in_full(stack, spec_problems):
+    stack["aws"]["availabilityZones"][1] = "us-east-1" + "b" * 100_000
+    [(path, message)] = spec_problems(stack)
+    assert path == "aws.availabilityZones.1" and len(message) < 300 and "100,009 characters" in message
+
+
+# s3_uris_valid
+
+
+@pytest.mark.parametrize(
+    ("bucket", "why"),
+    [
+        ("bad..bucket", "no two adjacent periods, and no period next to a hyphen"),
+        ("bad.-bucket", "no two adjacent periods, and no period next to a hyphen"),
+        ("192.168.1.1", "must not be formatted as an IP address"),
+        ("xn--bucket", "uses a prefix or suffix S3 reserves"),
+        ("sthree-bucket", "uses a prefix or suffix S3 reserves"),
+        ("amzn-s3-demo-bucket", "uses a prefix or suffix S3 reserves"),
+        ("models-s3alias", "uses a prefix or suffix S3 reserves"),
+        ("models--ol-s3", "uses a prefix or suffix S3 reserves"),
+        ("models.mrap", "uses a prefix or suffix S3 reserves"),
+        ("models--x-s3", "uses a prefix or suffix S3 reserves"),
+    ],
+)
+def test_model_uri_with_a_bucket_name_s3_refuses_rejected(stack, spec_problems, bucket, why):
+    stack["services"][0]["model"]["uri"] = f"s3://{bucket}/llama-8b"
+    assert spec_problems(stack) == [
+        ("services.0.model.uri", f"bucket {bucket!r}: {why} (S3's bucket naming rules)")
+    ]
+
+
+def test_state_backend_bucket_checked_too(stack, spec_problems):
+    stack["cluster"]["deployRunner"] = {"stateBackend": "s3://10.0.0.1/inferfleet?region=us-east-1"}
+    assert spec_problems(stack) == [
+        ("cluster.deployRunner.stateBackend",
+         "bucket '10.0.0.1': must not be formatted as an IP address (S3's bucket naming rules)")
+    ]
+
+
+@pytest.mark.parametrize("uri", ["s3://models/llama/*", "s3://models/${aws:username}/x"])
+def test_model_prefix_an_iam_policy_would_read_as_a_wildcard_rejected(stack, spec_problems, uri):
+    stack["services"][0]["model"]["uri"] = uri
+    [(path, message)] = spec_problems(stack)
+    assert path == "services.0.model.uri" and "IAM policies read as a wildcard or variable" in message
+
+
+def test_model_uri_with_a_query_rejected(stack, spec_problems):
+    stack["services"][0]["model"]["uri"] = "s3://models/llama?versionId=3"
+    assert spec_problems(stack) == [
+        ("services.0.model.uri", "a model URI takes no ?query or #fragment: the weights are read from s3://bucket/prefix")
+    ]
+
+
+def test_model_prefix_over_s3_key_length_rejected(stack, spec_problems):
+    stack["services"][0]["model"]["uri"] = "s3://models/" + "k" * 1025
+    assert spec_problems(stack) == [("services.0.model.uri", "the key prefix is over S3's 1024 bytes")]
+
+
+@pytest.mark.parametrize(
+    "uri", ["s3://inferfleet-dev-models/llama-8b", "s3://my.models.bucket/a/b/c", "s3://abc", "hf://meta-llama/x"]
+)
+def test_valid_s3_and_hf_uris_accepted(stack, spec_problems, uri):
+    stack["services"][0]["model"]["uri"] = uri
+    assert spec_problems(stack) == []
+
+
+# inline_architectures_consistent
+
+INLINE_8B = {
+    "parameters": 8030261248, "layers": 32, "hiddenSize": 4096, "attentionHeads": 32, "kvHeads": 8,
+    "vocabSize": 128256, "contextLength": 131072,
+}
+
+
+def test_consistent_inline_architecture_accepted(stack, spec_problems):
+    stack["services"][0]["model"]["architecture"] = dict(INLINE_8B)
+    assert spec_problems(stack) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"experts": 1, "activeExperts": 1}, ("activeExperts", "1 routed of 1 experts: a token routes to fewer experts than there are")),
+        ({"experts": 8, "activeExperts": 0}, ("activeExperts", "experts and activeExperts are both 0 (a dense model) or both positive (MoE)")),
+        ({"activeParameters": 9_000_000_000}, ("activeParameters", "9,000,000,000 active of 8,030,261,248 parameters: more than the model has")),
+        ({"experts": 8, "activeExperts": 2, "activeParameters": 1_000_000_000},
+         ("activeParameters", "fewer than the routed experts' share of the parameters (activeParameters x experts < "
+                              "activeExperts x parameters): the shared weights would be negative")),
+        ({"kvHeads": 12}, ("kvHeads", "12 KV heads must divide the 32 attention heads (grouped-query attention)")),
+        ({"hiddenSize": 4100}, ("headDim", "hiddenSize 4100 is not a multiple of 32 attention heads: give headDim")),
+    ],
+)
+def test_inline_architecture_contradicting_itself_rejected(stack, spec_problems, change, problem):
+    """Each of these crashed the planner (ZeroDivisionError, a complex step time, OverflowError) before."""
+    stack["services"][0]["model"]["architecture"] = {**INLINE_8B, **change}
+    key, message = problem
+    assert (f"services.0.model.architecture.{key}", message) in spec_problems(stack)
 
 
 # public_access_cidrs_valid
@@ -344,6 +483,77 @@ def test_tag_key_with_reserved_aws_prefix_rejected(stack, spec_problems, key):
 
 def test_tag_keys_distinct_and_unreserved_accepted(stack, spec_problems):
     stack["tags"] = {"awsAccount": "1", "owner": "a", "team:ml": "b"}
+    assert spec_problems(stack) == []
+
+
+def test_tag_values_and_keys_at_aws_limits_accepted(stack, spec_problems):
+    """128-character keys, 256-character values, every allowed punctuation mark, Unicode letters and digits."""
+    stack["tags"] = {
+        "k" * 128: "v" * 256,
+        "cost center/ml_team.a:b=c+d-e@f": "a value _ . : / = + - @ 1",
+        "équipe": "données ٣",
+        "empty": "",
+    }
+    assert spec_problems(stack) == []
+
+
+@pytest.mark.parametrize(
+    ("tags", "problem"),
+    [
+        ({"owner": "v" * 257}, ("tags.owner", "value is 257 characters, over AWS's 256")),
+        ({"owner": "a\tb"}, ("tags.owner", "value holds '\\t': AWS tags allow only letters, digits, spaces and _ . : / = + - @")),
+        ({"owner": "a,b;c"}, ("tags.owner", "value holds ',' ';': AWS tags allow only letters, digits, spaces and _ . : / = + - @")),
+        ({"team*": "x"}, ("tags.team*", "key holds '*': AWS tags allow only letters, digits, spaces and _ . : / = + - @")),
+        ({"": "x"}, ('tags.""', "a tag key cannot be empty")),
+        ({"owner": "aws:team"}, ("tags.owner", "the aws: prefix is reserved for AWS")),
+        ({"Name": "x"}, ("tags.Name", "the program sets this tag itself (Name, inferfleet:*, Kubernetes and autoscaler tags)")),
+        ({"inferfleet:environment": "x"},
+         ("tags.inferfleet:environment", "the program sets this tag itself (Name, inferfleet:*, Kubernetes and autoscaler tags)")),
+        ({"k8s.io/cluster-autoscaler/enabled": "false"},
+         ("tags.k8s.io/cluster-autoscaler/enabled",
+          "the program sets this tag itself (Name, inferfleet:*, Kubernetes and autoscaler tags)")),
+        ({"kubernetes.io/cluster/other": "owned"},
+         ("tags.kubernetes.io/cluster/other",
+          "the program sets this tag itself (Name, inferfleet:*, Kubernetes and autoscaler tags)")),
+    ],
+)
+def test_tags_past_aws_limits_rejected(stack, spec_problems, tags, problem):
+    stack["tags"] = tags
+    assert spec_problems(stack) == [problem]
+
+
+def test_tag_key_over_128_characters_rejected_without_echoing_it(stack, spec_problems):
+    stack["tags"] = {"k" * 100_000: "x"}
+    [(path, message)] = spec_problems(stack)
+    assert path == "tags"
+    assert message.endswith("... (100,000 characters): key is 100000 characters, over AWS's 128")
+    assert len(message) < 300
+
+
+def test_a_10_mb_tag_value_is_refused_quickly(stack, spec_problems):
+    import time
+
+    from components.spec.models import StackSpec
+    from components.spec.rules import tag_keys_valid
+
+    stack["tags"] = {"owner": "v" * 10_000_000}
+    spec = StackSpec.model_validate(stack)
+    started = time.perf_counter()
+    problems = list(tag_keys_valid(spec))
+    assert time.perf_counter() - started < 0.1
+    assert [(p.path, p.message) for p in problems] == [(("tags", "owner"), "value is 10000000 characters, over AWS's 256")]
+
+
+def test_more_tags_than_leave_room_for_the_programs_own_rejected(stack, spec_problems):
+    stack["tags"] = {f"tag{i}": "x" for i in range(31)}
+    assert spec_problems(stack) == [
+        ("tags", "31 tags, over 30: AWS allows 50 per resource and the program keeps 20 for its own (an Auto Scaling "
+                 "group's Name, autoscaler and node-template tags)")
+    ]
+
+
+def test_as_many_tags_as_leave_room_accepted(stack, spec_problems):
+    stack["tags"] = {f"tag{i}": "x" for i in range(30)}
     assert spec_problems(stack) == []
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from components.spec.problems import Problem
+from components.spec import yaml_source
 from components.spec.yaml_source import YamlSyntaxError, parse_yaml
 
 TEXT = """\
@@ -143,12 +145,38 @@ def test_standard_collection_tags_are_accepted():
     assert parse_yaml("a: !!map {x: 1}\nb: !!seq [1]\n").data == {"a": {"x": 1}, "b": [1]}
 
 
-@pytest.mark.parametrize("text", ["? [1, 2]\n: x\n", "? {a: 1}\n: x\n", "? !!set {a}\n: x\n"])
-def test_non_scalar_mapping_key_is_a_syntax_error_not_a_crash(text):
-    with pytest.raises(YamlSyntaxError) as raised:
-        parse_yaml(text)
-    assert raised.value.line == 1
-    assert "a mapping key must be a plain value" in raised.value.message
+@pytest.mark.parametrize(
+    ("text", "label", "message"),
+    [
+        ("a: 1\n? [1, 2]\n: x\n", "[...]", "keys must be strings, not a list"),
+        ("a: 1\n? {a: 1}\n: x\n", "{...}", "keys must be strings, not a mapping"),
+        ("a: 1\n? !!set {a}\n: x\n", "{...}", "keys must be strings, not a set"),
+        ("a: 1\n1: x\n", "1", "keys must be strings: YAML reads 1 as an integer; quote it if it is meant as text"),
+        ("a: 1\n~: x\n", "~", "keys must be strings: YAML reads ~ as null; quote it if it is meant as text"),
+        ("a: 1\nnull: x\n", "null", "keys must be strings: YAML reads null as null; quote it if it is meant as text"),
+        ("a: 1\non: x\n", "on", "keys must be strings: YAML reads on as a boolean; quote it if it is meant as text"),
+        ("a: 1\n1.5: x\n", "1.5", "keys must be strings: YAML reads 1.5 as a number; quote it if it is meant as text"),
+        ("a: 1\n2024-01-01: x\n", "2024-01-01", "keys must be strings: YAML reads 2024-01-01 as a date; quote it if it is meant as text"),
+    ],
+)
+def test_non_string_key_is_reported_at_its_line_and_left_out(text, label, message):
+    document = parse_yaml(text)
+    assert document.key_problems == [Problem((label,), message)]
+    assert document.key_problem_lines == [2]
+    assert document.data == {"a": 1}
+
+
+def test_non_string_key_path_names_where_it_is():
+    document = parse_yaml("services:\n  - name: chat\n    engineArgs:\n      1: one\n      ok: true\n")
+    assert document.key_problems == [
+        Problem(("services", 0, "engineArgs", "1"), "keys must be strings: YAML reads 1 as an integer; quote it if it is meant as text")
+    ]
+    assert document.key_problem_lines == [4]
+    assert document.data == {"services": [{"name": "chat", "engineArgs": {"ok": True}}]}
+
+
+def test_quoted_keys_are_strings():
+    assert parse_yaml("'1': a\n\"~\": b\n'on': c\n").data == {"1": "a", "~": "b", "on": "c"}
 
 
 @pytest.mark.parametrize("text", ["a: &x [*x]\n", "a: &x\n  b: *x\n", "a: &x\n  - b: *x\n"])
@@ -216,3 +244,140 @@ def test_non_printable_character_is_a_syntax_error_on_its_line(text, line, code)
 
 def test_byte_order_mark_is_ignored():
     assert parse_yaml("\ufeffa: 1\n").data == {"a": 1}
+
+
+# Hostile structure: every limit refused at a line, in bounded time and memory
+
+
+def nested_merges(depth: int, width: int = 10) -> str:
+    """The shape of the issue's merge bomb: each level merges the one inside it `width` times (4.8 KB
+    of it ran 33 s into MemoryError when PyYAML flattened every merge into a list of 10^depth entries)."""
+    node = "&l0 {" + ", ".join(f"k{i}: {i}" for i in range(width)) + "}"
+    for level in range(1, depth + 1):
+        node = f"&l{level} {{<<: [{node}, " + ", ".join([f"*l{level - 1}"] * (width - 1)) + "]}"
+    return "top: " + node + "\n"
+
+
+def test_nested_merges_are_resolved_once_per_mapping_not_copied():
+    document = parse_yaml(nested_merges(6))  # flattened the old way: 10^6 entries before a value was counted
+    assert document.data == {"top": {f"k{i}": i for i in range(10)}}
+    assert document.values < 1000
+
+
+def test_nested_merges_stay_small_in_memory():
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        parse_yaml(nested_merges(7))  # the issue's depth: 830 MB and more before
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024
+
+
+def test_merged_values_count_towards_the_limit():
+    text = "m0: &m0 {" + ", ".join(f"k{i}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]" for i in range(10)) + "}\n"
+    for level in range(1, 7):
+        text += f"m{level}: &m{level}\n  <<: *m{level - 1}\n  more: [" + ", ".join([f"*m{level - 1}"] * 10) + "]\n"
+    with pytest.raises(YamlSyntaxError) as raised:
+        parse_yaml(text)
+    assert raised.value.message.startswith("YAML error: the document expands to more than 100,000 values")
+    assert raised.value.line == 1  # the values being copied are written on line 1
+
+
+def test_merging_one_large_mapping_many_times_counts_every_merged_key():
+    text = "big: &big {" + ", ".join(f"k{i}: 0" for i in range(5000)) + "}\nmany:\n"
+    text += "".join(f"  - <<: *big\n    n: {i}\n" for i in range(100))
+    with pytest.raises(YamlSyntaxError) as raised:
+        parse_yaml(text)
+    assert "expands to more than 100,000 values" in raised.value.message
+
+
+def test_alias_bomb_is_refused_at_the_line_where_it_passes_the_limit():
+    text = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for level in range(1, 9):
+        text += f"{chr(97 + level)}: &{chr(97 + level)} [" + ", ".join([f"*{chr(96 + level)}"] * 10) + "]\n"
+    with pytest.raises(YamlSyntaxError) as raised:
+        parse_yaml(text)
+    assert raised.value.message.startswith("YAML error: the document expands to more than 100,000 values")
+    assert raised.value.line == 1  # the anchored items being copied are written on line 1
+
+
+def test_more_values_than_the_limit_are_refused_while_composing(monkeypatch):
+    monkeypatch.setattr(yaml_source, "MAX_VALUES", 1000)
+    with pytest.raises(YamlSyntaxError) as raised:
+        parse_yaml("a:\n" + "  - 0\n" * 1001)
+    assert raised.value.message.startswith("YAML error: the document expands to more than 1,000 values")
+    assert raised.value.line == 1000  # value 1,001: the mapping, the list, then items from line 2
+
+
+def test_more_keys_than_the_limit_are_refused_while_composing(monkeypatch):
+    monkeypatch.setattr(yaml_source, "MAX_VALUES", 1000)
+    with pytest.raises(YamlSyntaxError) as raised:
+        parse_yaml("".join(f"k{i}: *a\n" if i else "k0: &a 0\n" for i in range(1001)))
+    assert raised.value.message == "YAML error: the document has more than 1,000 keys; a stack needs far fewer"
+    assert raised.value.line == 1001
+
+
+def test_a_document_at_the_limit_is_read():
+    document = parse_yaml("a:\n" + "  - 0\n" * 99_998)  # the mapping, the list and its items
+    assert document.values == 100_000
+
+
+def test_nesting_past_the_limit_is_refused_at_its_line():
+    text = "".join("  " * level + f"l{level}:\n" for level in range(40)) + "  " * 40 + "x\n"
+    with pytest.raises(YamlSyntaxError) as raised:
+        parse_yaml(text)
+    assert raised.value.message == "YAML error: nested too deeply (more than 32 levels)"
+    assert raised.value.line == 32
+
+
+def test_nesting_past_the_limit_through_aliases_is_refused():
+    deep = "[" * 20 + "x" + "]" * 20
+    text = f"a: &a {deep}\nb: {'[' * 20}*a{']' * 20}\n"
+    with pytest.raises(YamlSyntaxError) as raised:
+        parse_yaml(text)
+    assert raised.value.message == "YAML error: nested too deeply (more than 32 levels, aliases expanded)"
+
+
+def test_a_mapping_merged_into_itself_is_refused():
+    with pytest.raises(YamlSyntaxError) as raised:
+        parse_yaml("a: 1\nb: &b\n  c: 1\n  <<: *b\n")
+    assert raised.value.message == "YAML error: a merge key `<<` merges a mapping into itself"
+    assert raised.value.line == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("a: 1\nb:\n  <<: 1\n", "expected a mapping or list of mappings for merging, but found scalar"),
+        ("a: &a {x: 1}\nb:\n  <<: [*a, 1]\n", "expected a mapping for merging, but found scalar"),
+    ],
+)
+def test_merging_what_is_not_a_mapping_is_a_syntax_error_at_its_line(text, phrase):
+    with pytest.raises(YamlSyntaxError) as raised:
+        parse_yaml(text)
+    assert raised.value.line == 3
+    assert phrase in raised.value.message
+
+
+def test_of_two_merge_keys_the_later_wins_as_in_pyyaml():
+    text = "a: &a {x: 1, y: 1}\nb: &b {x: 2}\nc:\n  <<: *a\n  <<: *b\n"
+    assert parse_yaml(text).data["c"] == yaml.safe_load(text)["c"] == {"x": 2, "y": 1}
+
+
+def test_merges_resolve_as_pyyaml_resolves_them():
+    text = (
+        "base: &base {image: a, replicas: {min: 1, max: 2}}\n"
+        "extra: &extra {image: b, pools: [x]}\n"
+        "deep: &deep {<<: *base, tier: deep}\n"
+        "svc:\n  <<: [*deep, *extra]\n  name: s\n  image: c\n"
+    )
+    assert parse_yaml(text).data == yaml.safe_load(text)
+
+
+def test_a_non_string_key_in_a_merged_mapping_is_reported_once():
+    document = parse_yaml("a: &a {1: x, y: 2}\nb: {<<: *a}\nc: {<<: *a}\n")
+    assert document.key_problem_lines == [1]
+    assert document.data == {"a": {"y": 2}, "b": {"y": 2}, "c": {"y": 2}}
