@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.spec.problems import Problem
 from components.spec import yaml_source
@@ -381,3 +385,41 @@ def test_a_non_string_key_in_a_merged_mapping_is_reported_once():
     document = parse_yaml("a: &a {1: x, y: 2}\nb: {<<: *a}\nc: {<<: *a}\n")
     assert document.key_problem_lines == [1]
     assert document.data == {"a": {"y": 2}, "b": {"y": 2}, "c": {"y": 2}}
+
+
+KEYS = ["a", "b", "c", "1", "~", "on", "[x]"]
+VALUES = ["1", "x", "[1, 2]", "{z: 1}", "null"]
+
+
+@st.composite
+def merged_documents(draw: st.DrawFn) -> str:
+    """Mappings with anchors, aliases, merge keys (one source or a list) and keys of every YAML type."""
+    lines = []
+    for i in range(draw(st.integers(1, 5))):
+        lines.append(f"m{i}: &a{i}")
+        sources = draw(st.lists(st.integers(0, i - 1), max_size=3)) if i else []
+        if sources:
+            merged = f"*a{sources[0]}" if len(sources) == 1 else "[" + ", ".join(f"*a{j}" for j in sources) + "]"
+            lines.append(f"  <<: {merged}")
+        for key in draw(st.lists(st.sampled_from(KEYS), min_size=1, max_size=4, unique=True)):
+            earlier = [f"*a{j}" for j in range(i)]
+            lines.append(f"  {key}: {draw(st.sampled_from(VALUES + earlier))}")
+    return "\n".join(lines) + "\n"
+
+
+def _string_keys_only(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _string_keys_only(v) for k, v in value.items() if isinstance(k, str)}
+    if isinstance(value, list):
+        return [_string_keys_only(v) for v in value]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=merged_documents())
+def test_anchors_aliases_and_merges_read_as_pyyaml_reads_them_less_non_string_keys(text: str) -> None:
+    document = parse_yaml(text)
+    hashable = text.replace("  [x]:", "  ~:")  # PyYAML refuses a list as a key: another non-string one instead
+    assert document.data == _string_keys_only(yaml.safe_load(hashable))
+    non_string = sum(1 for line in text.splitlines() if line.strip().split(":")[0] in ("1", "~", "on", "[x]"))
+    assert len(document.key_problems) == non_string
