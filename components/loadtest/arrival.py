@@ -4,9 +4,8 @@ A program stamps a read when it gets to run; on a busy machine that is long afte
 2-core machine with vLLM's CPU build running, any other process was measured descheduled for 150 to 500 ms
 at a time (about 2 ms of CPU in a 200 ms window, every switch involuntary), so a client that stamps in user
 space reports tokens that arrived on time as one late burst. With SO_TIMESTAMPNS, Linux records when each
-segment was received and hands the stamp to `recvmsg` as ancillary data; the age of the read's data (the
-realtime clock now, less that stamp) taken off a perf_counter reading puts it on the clock the rest of the
-code uses. Where the option does not exist (not Linux), the read's own time stands in.
+segment was received and hands the stamp to `recvmsg` as ancillary data; the offset between the realtime clock
+and perf_counter (`realtime_offset`) moves it onto the clock the rest of the code uses. Where the option does not exist (not Linux), the read's own time stands in.
 """
 
 from __future__ import annotations
@@ -55,6 +54,22 @@ def receive(sock: socket.socket, size: int = READ_BYTES) -> Read:
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
             seconds, nanoseconds = struct.unpack("qq", payload[:16])
-            age = time.clock_gettime(time.CLOCK_REALTIME) - (seconds + nanoseconds / 1e9)
-            return Read(data, now - max(0.0, age), now, True)
+            arrived = seconds + nanoseconds / 1e9 - realtime_offset()
+            return Read(data, min(now, arrived), now, True)
     return Read(data, now, now, False)
+
+
+def realtime_offset(tries: int = 5, tight_s: float = 20e-6) -> float:
+    """CLOCK_REALTIME minus perf_counter, read between two perf_counter readings. A process descheduled between
+    the two clock reads would put every stamp early by as long as it was away (tens to hundreds of ms on a busy
+    machine), so the narrowest of a few brackets is kept, the first under `tight_s` at once."""
+    best_width, best_offset = float("inf"), 0.0
+    for _ in range(tries):
+        before = time.perf_counter()
+        realtime = time.clock_gettime(time.CLOCK_REALTIME)
+        after = time.perf_counter()
+        if after - before < best_width:
+            best_width, best_offset = after - before, realtime - (before + after) / 2
+        if best_width < tight_s:
+            break
+    return best_offset

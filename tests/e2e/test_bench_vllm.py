@@ -94,7 +94,8 @@ def test_bench_reports_every_level_against_the_real_server(server: Server) -> No
     assert lines[0].startswith(f"model {server.served_name}; prompts synthetic: ~32 input tokens")
     assert lines[1].split()[:5] == ["load", "ok", "failed", "req/s", "out"]
     assert [line.split()[:4] for line in lines[2:4]] == [["concurrency", "1", "4", "0"], ["concurrency", "2", "4", "0"]]
-    assert len(lines) == 4, "no errors expected"
+    notes = [line for line in lines[4:] if "the client's event loop ran up to" not in line]  # a busy machine's note
+    assert notes == [], "no errors expected"
 
 
 @pytest.mark.e2e
